@@ -1,0 +1,1 @@
+"""``clearance demo``: the tutorial end to end on one machine."""

@@ -1,0 +1,1 @@
+"""Test bed: arm (fixtures registered in tests/conftest.py)."""

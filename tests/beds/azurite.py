@@ -1,0 +1,1 @@
+"""Test bed: azurite (fixtures registered in tests/conftest.py)."""

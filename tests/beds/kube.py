@@ -1,0 +1,1 @@
+"""Test bed: kube (fixtures registered in tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Test bed: pods (fixtures registered in tests/conftest.py)."""
