@@ -11,8 +11,6 @@ thing the bed does not remove.
 """
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import signal
@@ -25,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
-
 from beds.certs import TestPKI
+from clients.fake_credential import FakeWorkloadIdentityCredential
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE_BIN = REPO / "tests" / "beds" / "azurite" / "node_modules" / ".bin" / "azurite"
@@ -37,7 +34,6 @@ DEFAULT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 SECOND_ACCOUNT = "clearancetwo"
 HOSTS_FILE = Path("/etc/hosts")
 HOSTS_MARK = "# clearance test beds"
-TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 
 def free_port() -> int:
@@ -60,52 +56,6 @@ def ensure_hosts(names: list[str], hosts_file: Path = HOSTS_FILE) -> None:
         return
     with hosts_file.open("a") as f:
         f.write(f"127.0.0.1 {' '.join(missing)} {HOSTS_MARK}\n")
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-class FakeWorkloadIdentityCredential:
-    """A TokenCredential minting an unsigned JWT that Azurite's ``--oauth basic`` accepts.
-
-    Azurite checks the issuer, audience and times but not the signature, so the real SDK clients
-    run their bearer-token code path exactly as they would with a workload identity.
-    """
-
-    def __init__(self, tenant: str = TENANT, object_id: str = "0f0e0d0c-0b0a-4909-8807-060504030201",
-                 lifetime_s: int = 3600) -> None:
-        self.tenant = tenant
-        self.object_id = object_id
-        self.lifetime_s = lifetime_s
-        self.tokens_issued = 0
-
-    def token(self, audience: str = "https://storage.azure.com") -> AccessToken:
-        """A fresh token for ``audience``."""
-        now = int(time.time())
-        header = {"alg": "RS256", "typ": "JWT", "kid": "clearance-test"}
-        claims = {
-            "aud": audience, "iss": f"https://sts.windows.net/{self.tenant}/", "iat": now - 60,
-            "nbf": now - 60, "exp": now + self.lifetime_s, "tid": self.tenant, "oid": self.object_id,
-            "sub": self.object_id, "appid": "11111111-2222-3333-4444-555555555555", "ver": "1.0",
-        }
-        body = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-        self.tokens_issued += 1
-        return AccessToken(f"{body}.{_b64url(b'unsigned-test-signature')}", now + self.lifetime_s)
-
-    def get_token(self, *scopes: str, **_: Any) -> AccessToken:
-        """TokenCredential protocol: the scope ``https://storage.azure.com/.default`` gives that audience."""
-        audience = scopes[0].removesuffix("/.default") if scopes else "https://storage.azure.com"
-        return self.token(audience)
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def __enter__(self) -> "FakeWorkloadIdentityCredential":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @dataclass

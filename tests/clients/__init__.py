@@ -1,0 +1,1 @@
+"""Small client programs that the tests run as processes inside fake pods."""
