@@ -15,6 +15,7 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 _root = Path(__file__).resolve().parent.parent
-for _extra in (_root, _root / "proto" / "clearance"):
-    if (_extra / "nodeagent").is_dir() or (_extra / "v1").is_dir():
-        __path__.append(str(_extra))  # type: ignore[name-defined]
+if any((_root / name).is_dir() for name in ("nodeagent", "mapper", "operator")):
+    __path__.append(str(_root))  # type: ignore[name-defined]
+if (_root / "proto" / "clearance" / "v1").is_dir():
+    __path__.append(str(_root / "proto" / "clearance"))  # type: ignore[name-defined]

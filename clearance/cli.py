@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from clearance import __version__
 
 
+COMPONENTS = ("nodeagent", "mapper", "operator", "demo")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command tree; importing it loads no component's heavy dependencies."""
-    from clearance.demo import cli as demo_cli
-    from clearance.mapper import cli as mapper_cli
-    from clearance.nodeagent import cli as agent_cli
-    from clearance.operator import cli as operator_cli
-
     parser = argparse.ArgumentParser(
         prog="clearance",
         description="Find the Azure permissions your AKS workloads really use, and grant exactly those.",
@@ -23,10 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    agent_cli.register(sub)
-    mapper_cli.register(sub)
-    operator_cli.register(sub)
-    demo_cli.register(sub)
+    for component in COMPONENTS:
+        try:
+            module = importlib.import_module(f"clearance.{component}.cli")
+        except ModuleNotFoundError as exc:
+            # A container image ships only its own component.
+            if exc.name not in {f"clearance.{component}", f"clearance.{component}.cli"}:
+                raise
+            continue
+        module.register(sub)
     return parser
 
 
