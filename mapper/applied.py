@@ -1,0 +1,186 @@
+"""The ClientIntents applied in the cluster, cached: clearance.dev/v1 always, k8s.otterize.com
+v2beta1 when that CRD exists. A background thread lists and then watches each; documents that do
+not parse are skipped with a warning naming the reason.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clearance.operator.api import (
+    GROUP,
+    OTTERIZE_GROUP,
+    OTTERIZE_VERSION,
+    PLURAL,
+    VERSION,
+    ClientIntents,
+    InvalidClientIntents,
+    parse_client_intents,
+    scope_key,
+)
+
+log = logging.getLogger("clearance.mapper.applied")
+
+SOURCES = ((GROUP, VERSION), (OTTERIZE_GROUP, OTTERIZE_VERSION))
+
+
+@dataclass
+class Grants:
+    """Permissions applied at one scope key (lower case; may hold '*' wildcards)."""
+
+    actions: set[str] = field(default_factory=set)
+    data_actions: set[str] = field(default_factory=set)
+
+    def covers(self, permission: str, data: bool) -> bool:
+        pool = self.data_actions if data else self.actions
+        p = permission.lower()
+        return p in pool or any("*" in a and fnmatch.fnmatchcase(p, a) for a in pool)
+
+
+@dataclass
+class WorkloadIntents:
+    """Everything applied for one workload, and the documents it came from."""
+
+    documents: list[ClientIntents] = field(default_factory=list)
+    by_scope: dict[str, Grants] = field(default_factory=dict)
+
+    def covers(self, scope: str, permission: str, data: bool) -> bool:
+        """Applied at this scope or at an ancestor scope (Azure role assignments inherit downwards)."""
+        key = scope_key(scope)
+        while key:
+            g = self.by_scope.get(key)
+            if g is not None and g.covers(permission, data):
+                return True
+            key = key.rpartition("/")[0]
+        return False
+
+
+class AppliedIndex:
+    """(namespace, workload name) -> what is applied; kinds are compared when the document sets one."""
+
+    def __init__(self, docs: Iterable[ClientIntents] = ()) -> None:
+        self._by_workload: dict[tuple[str, str], WorkloadIntents] = {}
+        for d in docs:
+            self.add(d)
+
+    def add(self, ci: ClientIntents) -> None:
+        wi = self._by_workload.setdefault((ci.namespace, ci.workload.name), WorkloadIntents())
+        wi.documents.append(ci)
+        for _, t in ci.azure_targets:
+            g = wi.by_scope.setdefault(scope_key(t.scope), Grants())
+            g.actions.update(a.lower() for a in t.actions)
+            g.data_actions.update(d.lower() for d in t.data_actions)
+
+    def lookup(self, namespace: str, kind: str, name: str) -> WorkloadIntents | None:
+        wi = self._by_workload.get((namespace, name))
+        if wi is None:
+            return None
+        if all(d.workload.kind and d.workload.kind.lower() != kind.lower() for d in wi.documents):
+            return None
+        return wi
+
+    def __len__(self) -> int:
+        return sum(len(w.documents) for w in self._by_workload.values())
+
+
+class AppliedIntents:
+    """A live AppliedIndex fed from the Kubernetes API (or fixed, when no cluster is configured)."""
+
+    def __init__(self, api_client: Any | None = None, *, resync_seconds: float = 30.0) -> None:
+        self._api_client = api_client
+        self._resync = resync_seconds
+        self._docs: dict[tuple[str, str, str, str], ClientIntents] = {}  # (group, ns, name) -> doc
+        self._index = AppliedIndex()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def index(self) -> AppliedIndex:
+        return self._index
+
+    def start(self) -> None:
+        if self._api_client is None:
+            return
+        for group, version in SOURCES:
+            t = threading.Thread(target=self._loop, args=(group, version), name=f"watch-{group}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def refresh(self) -> None:
+        """List every source once, now (used at start-up and by tests)."""
+        for group, version in SOURCES:
+            self._list(group, version)
+
+    def _api(self) -> Any:
+        from kubernetes import client
+
+        return client.CustomObjectsApi(self._api_client)
+
+    def _list(self, group: str, version: str) -> str | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            listing = self._api().list_cluster_custom_object(group, version, PLURAL)
+        except ApiException as exc:
+            if exc.status == 404:  # CRD not installed: nothing applied from this source
+                self._replace(group, [])
+                return None
+            raise
+        self._replace(group, listing.get("items", []))
+        return (listing.get("metadata") or {}).get("resourceVersion")
+
+    def _loop(self, group: str, version: str) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            try:
+                rv = self._list(group, version)
+                if rv is None and group == OTTERIZE_GROUP:
+                    self._stop.wait(self._resync)
+                    continue
+                w = watch.Watch()
+                for event in w.stream(self._api().list_cluster_custom_object, group, version, PLURAL,
+                                      timeout_seconds=int(self._resync), _request_timeout=self._resync + 5):
+                    if self._stop.is_set():
+                        w.stop()
+                        break
+                    obj = event.get("object") or {}
+                    meta = obj.get("metadata") or {}
+                    key = (group, meta.get("namespace", ""), meta.get("name", ""))
+                    with self._lock:
+                        if event.get("type") == "DELETED":
+                            self._docs.pop(key, None)
+                        elif (ci := _parse(obj)) is not None:
+                            self._docs[key] = ci
+                        self._index = AppliedIndex(self._docs.values())
+            except Exception as exc:  # noqa: BLE001 - API unreachable or watch expired: list again
+                log.debug("ClientIntents watch ended", extra={"fields": {"group": group, "error": str(exc)[:300]}})
+                self._stop.wait(1.0)
+
+    def _replace(self, group: str, items: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for key in [k for k in self._docs if k[0] == group]:
+                del self._docs[key]
+            for obj in items:
+                meta = obj.get("metadata") or {}
+                if (ci := _parse(obj)) is not None:
+                    self._docs[(group, meta.get("namespace", ""), meta.get("name", ""))] = ci
+            self._index = AppliedIndex(self._docs.values())
+
+
+def _parse(obj: dict[str, Any]) -> ClientIntents | None:
+    try:
+        return parse_client_intents(obj)
+    except InvalidClientIntents as exc:
+        meta = obj.get("metadata") or {}
+        log.warning("skipping an invalid ClientIntents", extra={"fields": {
+            "namespace": meta.get("namespace"), "name": meta.get("name"), "reason": exc.reason}})
+        return None

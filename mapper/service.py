@@ -1,0 +1,139 @@
+"""The mapper's gRPC services: AgentReports (agents in) and Intents (queries out), and the
+``Mapper`` object that holds the store, resolver, applied intents and the query functions that
+both gRPC and the JSON API use.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from clearance.v1 import intents_pb2, intents_pb2_grpc, report_pb2, report_pb2_grpc
+
+from . import export as export_mod
+from .applied import AppliedIndex, AppliedIntents
+from .auth import Authenticator, Refusal
+from .ingest import Ingestor, InvalidReport
+from .intents import STATUSES, Intent, build_intents
+from .store import StoreError, UnknownRow
+
+log = logging.getLogger("clearance.mapper.service")
+
+DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
+
+
+@dataclass
+class Mapper:
+    """The mapper's state and its queries."""
+
+    ingestor: Ingestor
+    applied: AppliedIntents = field(default_factory=AppliedIntents)
+    authenticator: Authenticator | None = None
+
+    @property
+    def store(self):  # noqa: ANN201
+        return self.ingestor.store
+
+    def intents(self, namespace: str = "", workload: str = "", status: str = "") -> list[Intent]:
+        if status and status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        return build_intents(self.store.permissions(namespace, workload), self.applied.index, status)
+
+    def unknown(self, namespace: str = "", workload: str = "") -> list[UnknownRow]:
+        return self.store.unknown(namespace, workload)
+
+    def export(self, namespace: str = "", workload: str = "", status: str = "",
+               format: str = "clearance") -> list[export_mod.Exported]:
+        if format not in ("clearance", "otterize"):
+            raise ValueError(f"format {format!r} is not one of clearance, otterize")
+        return export_mod.export(self.intents(namespace, workload, status), self.applied.index, format)
+
+    @property
+    def applied_index(self) -> AppliedIndex:
+        return self.applied.index
+
+
+class AgentReportsService(report_pb2_grpc.AgentReportsServicer):
+    def __init__(self, mapper: Mapper) -> None:
+        self.mapper = mapper
+
+    def Report(self, request: report_pb2.ReportRequest, context: grpc.ServicerContext) -> report_pb2.ReportResponse:
+        auth = self.mapper.authenticator
+        if auth is not None:
+            try:
+                auth.check(context.invocation_metadata())
+            except Refusal as r:
+                log.warning("agent refused", extra={"fields": {"peer": context.peer(), "reason": r.message}})
+                code = grpc.StatusCode.UNAUTHENTICATED if r.unauthenticated else grpc.StatusCode.PERMISSION_DENIED
+                context.abort(code, r.message)
+        try:
+            accepted = self.mapper.ingestor.report(request)
+        except InvalidReport as exc:
+            log.warning("report refused", extra={"fields": {"agent": request.agent_id[:64], "reason": str(exc)}})
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        if request.lost_events:
+            log.info("agent lost events", extra={"fields": {"agent": request.agent_id[:64],
+                                                            "lost_events": request.lost_events}})
+        return report_pb2.ReportResponse(accepted=accepted)
+
+
+class IntentsService(intents_pb2_grpc.IntentsServicer):
+    def __init__(self, mapper: Mapper) -> None:
+        self.mapper = mapper
+
+    def ListIntents(self, request: intents_pb2.ListIntentsRequest,
+                    context: grpc.ServicerContext) -> intents_pb2.ListIntentsResponse:
+        f = request.filter
+        try:
+            intents = self.mapper.intents(f.namespace, f.workload, f.status)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return intents_pb2.ListIntentsResponse(
+            intents=[to_proto(e) for e in intents],
+            unknown=[unknown_to_proto(u) for u in self.mapper.unknown(f.namespace, f.workload)])
+
+    def ExportIntents(self, request: intents_pb2.ExportIntentsRequest,
+                      context: grpc.ServicerContext) -> intents_pb2.ExportIntentsResponse:
+        f = request.filter
+        try:
+            docs = self.mapper.export(f.namespace, f.workload, f.status, request.format or "clearance")
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return intents_pb2.ExportIntentsResponse(documents=[
+            intents_pb2.ExportedDocument(namespace=d.namespace, workload=intents_pb2.Workload(kind=d.kind, name=d.name),
+                                         yaml=d.yaml()) for d in docs])
+
+
+def to_proto(e: Intent) -> intents_pb2.DiscoveredIntent:
+    return intents_pb2.DiscoveredIntent(
+        namespace=e.namespace, workload=intents_pb2.Workload(kind=e.kind, name=e.name), scope=e.scope,
+        actions=e.actions, data_actions=e.data_actions, status=e.status, calls=e.calls,
+        first_seen_unix_ms=e.first_seen, last_seen_unix_ms=e.last_seen)
+
+
+def unknown_to_proto(u: UnknownRow) -> intents_pb2.UnknownCall:
+    return intents_pb2.UnknownCall(
+        namespace=u.namespace, workload=intents_pb2.Workload(kind=u.kind, name=u.name), service=u.service,
+        account=u.account, method=u.method, path=u.path, query_keys=u.query_keys, calls=u.calls,
+        last_seen_unix_ms=u.last_seen)
+
+
+def serve(mapper: Mapper, listen: str, *, max_message: int = DEFAULT_MAX_MESSAGE, workers: int = 8) -> tuple[grpc.Server, int]:
+    """Start both services on ``listen`` (HOST:PORT; port 0 picks a free one); returns (server, port)."""
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", max_message),
+        ("grpc.max_send_message_length", 256 * 1024 * 1024),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"), options=options)
+    report_pb2_grpc.add_AgentReportsServicer_to_server(AgentReportsService(mapper), server)
+    intents_pb2_grpc.add_IntentsServicer_to_server(IntentsService(mapper), server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    server.start()
+    return server, port

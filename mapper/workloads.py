@@ -1,0 +1,247 @@
+"""Workload resolution: which workload (Deployment, StatefulSet, DaemonSet, CronJob, Job, Pod) a
+calling pod belongs to; host callers become kind ``Host``.
+
+Two sources: a pods file (the agent's YAML format) re-read when it changes, or the Kubernetes API
+with a cached watch on pods and cached owner look-ups (ReplicaSet -> Deployment, Job -> CronJob).
+A pod not known yet resolves to None: its calls are kept and resolved when it appears.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+log = logging.getLogger("clearance.mapper.workloads")
+
+HOST_KIND = "Host"
+_RS_HASH = re.compile(r"^(?P<base>.+)-[a-z0-9]{5,10}$")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadRef:
+    namespace: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    namespace: str
+    name: str
+    uid: str
+    owner_kind: str
+    owner_name: str
+
+
+class Resolver(Protocol):
+    def resolve(self, namespace: str, pod: str, uid: str) -> WorkloadRef | None: ...
+
+    def on_pod_added(self, callback: Callable[[], None]) -> None: ...
+
+
+def top_owner(pod: PodInfo, lookup: Callable[[str, str, str], tuple[str, str] | None] | None = None) -> WorkloadRef:
+    """The pod's workload. ``lookup(kind, namespace, name)`` returns the controller of a ReplicaSet/Job
+    (kind, name) when the API is available; without it, a ReplicaSet's pod-template-hash is stripped."""
+    kind, name = pod.owner_kind, pod.owner_name
+    if not kind or not name:
+        return WorkloadRef(pod.namespace, "Pod", pod.name)
+    if kind in ("ReplicaSet", "Job"):
+        parent = lookup(kind, pod.namespace, name) if lookup else None
+        if parent is not None:
+            return WorkloadRef(pod.namespace, *parent)
+        if lookup is None and kind == "ReplicaSet" and (m := _RS_HASH.match(name)):
+            return WorkloadRef(pod.namespace, "Deployment", m.group("base"))
+    return WorkloadRef(pod.namespace, kind, name)
+
+
+class PodsFileResolver:
+    """Pods from a YAML file ``pods: [{namespace, name, uid, serviceAccount, owner: {kind, name}}]``,
+    re-read (at most once a second) when its modification time changes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._mtime = -1.0
+        self._checked = 0.0
+        self._by_uid: dict[str, WorkloadRef] = {}
+        self._by_name: dict[tuple[str, str], WorkloadRef] = {}
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self.reload(force=True)
+
+    def on_pod_added(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def reload(self, force: bool = False) -> bool:
+        """Re-read the file when it changed; True when pods were added."""
+        now = time.monotonic()
+        if not force and now - self._checked < 1.0:
+            return False
+        self._checked = now
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError as exc:
+            if force:
+                raise ValueError(f"pods file {self.path}: {exc.strerror}") from None
+            return False
+        if mtime == self._mtime:
+            return False
+        pods = load_pods_file(self.path)
+        by_uid = {p.uid: top_owner(p) for p in pods if p.uid}
+        by_name = {(p.namespace, p.name): top_owner(p) for p in pods}
+        with self._lock:
+            added = len(set(by_name) - set(self._by_name)) > 0
+            self._by_uid, self._by_name, self._mtime = by_uid, by_name, mtime
+        if added and not force:
+            for cb in self._callbacks:
+                cb()
+        return added
+
+    def resolve(self, namespace: str, pod: str, uid: str) -> WorkloadRef | None:
+        if uid and (ref := self._by_uid.get(uid)) is not None:
+            return ref
+        return self._by_name.get((namespace, pod))
+
+
+def load_pods_file(path: Path) -> list[PodInfo]:
+    """Parse the pods file; raises ValueError naming the problem."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"pods file {path}: {exc}") from None
+    items = (doc or {}).get("pods", []) if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f"pods file {path}: expected a mapping with a 'pods' list")
+    pods = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not item.get("namespace") or not item.get("name"):
+            raise ValueError(f"pods file {path}: pods[{i}] needs 'namespace' and 'name'")
+        owner = item.get("owner") or {}
+        if not isinstance(owner, dict):
+            raise ValueError(f"pods file {path}: pods[{i}].owner must be a mapping with kind and name")
+        pods.append(PodInfo(str(item["namespace"]), str(item["name"]), str(item.get("uid") or ""),
+                            str(owner.get("kind") or ""), str(owner.get("name") or "")))
+    return pods
+
+
+class KubeResolver:
+    """Pods from the Kubernetes API: a background list+watch keeps a cache; a cache miss falls back
+    to one GET (remembered as missing for a few seconds); owners are looked up once and cached."""
+
+    MISS_TTL = 3.0
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client
+
+        self._core = client.CoreV1Api(api_client)
+        self._apps = client.AppsV1Api(api_client)
+        self._batch = client.BatchV1Api(api_client)
+        self._pods: dict[tuple[str, str], tuple[str, WorkloadRef]] = {}  # (ns, name) -> (uid, workload)
+        self._owners: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+        self._misses: dict[tuple[str, str], float] = {}
+        self._callbacks: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def on_pod_added(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch_loop, name="pod-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def resolve(self, namespace: str, pod: str, uid: str) -> WorkloadRef | None:
+        hit = self._pods.get((namespace, pod))
+        if hit is not None and (not uid or hit[0] == uid or not hit[0]):
+            return hit[1]
+        missed = self._misses.get((namespace, pod))
+        if missed is not None and time.monotonic() - missed < self.MISS_TTL:
+            return None
+        try:
+            obj = self._core.read_namespaced_pod(pod, namespace)
+        except Exception as exc:  # noqa: BLE001 - a 404 or an unreachable API: not known yet
+            log.debug("pod not found", extra={"fields": {"namespace": namespace, "pod": pod, "error": str(exc)[:200]}})
+            self._misses[(namespace, pod)] = time.monotonic()
+            return None
+        ref = self._remember(obj)
+        if uid and obj.metadata.uid and obj.metadata.uid != uid:
+            return None
+        return ref
+
+    def _remember(self, obj: Any) -> WorkloadRef:
+        meta = obj.metadata
+        owner = next((o for o in (meta.owner_references or []) if o.controller), None)
+        info = PodInfo(meta.namespace, meta.name, meta.uid or "",
+                       owner.kind if owner else "", owner.name if owner else "")
+        ref = top_owner(info, self._owner_of)
+        self._pods[(meta.namespace, meta.name)] = (meta.uid or "", ref)
+        self._misses.pop((meta.namespace, meta.name), None)
+        return ref
+
+    def _owner_of(self, kind: str, namespace: str, name: str) -> tuple[str, str] | None:
+        key = (kind, namespace, name)
+        if key in self._owners:
+            return self._owners[key]
+        try:
+            if kind == "ReplicaSet":
+                obj = self._apps.read_namespaced_replica_set(name, namespace)
+            else:
+                obj = self._batch.read_namespaced_job(name, namespace)
+        except Exception:  # noqa: BLE001 - owner gone or not readable: the ReplicaSet/Job is the workload
+            return None
+        parent = next((o for o in (obj.metadata.owner_references or []) if o.controller), None)
+        result = (parent.kind, parent.name) if parent else None
+        self._owners[key] = result
+        return result
+
+    def _watch_loop(self) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            try:
+                listing = self._core.list_pod_for_all_namespaces()
+                added = False
+                for obj in listing.items:
+                    added |= (obj.metadata.namespace, obj.metadata.name) not in self._pods
+                    self._remember(obj)
+                if added:
+                    self._notify()
+                w = watch.Watch()
+                for event in w.stream(self._core.list_pod_for_all_namespaces, timeout_seconds=60,
+                                      resource_version=listing.metadata.resource_version):
+                    if self._stop.is_set():
+                        w.stop()
+                        break
+                    obj = event["object"]
+                    key = (obj.metadata.namespace, obj.metadata.name)
+                    if event["type"] == "DELETED":
+                        self._pods.pop(key, None)
+                        continue
+                    new = key not in self._pods
+                    self._remember(obj)
+                    if new:
+                        self._notify()
+            except Exception as exc:  # noqa: BLE001 - the API went away: retry
+                log.warning("pod watch failed; retrying", extra={"fields": {"error": str(exc)[:300]}})
+                self._stop.wait(2.0)
+
+    def _notify(self) -> None:
+        for cb in self._callbacks:
+            try:
+                cb()
+            except Exception:  # noqa: BLE001
+                log.exception("pod-added callback failed")
+
+
+def host_workload(node: str) -> WorkloadRef:
+    return WorkloadRef("", HOST_KIND, node or os.uname().nodename)
