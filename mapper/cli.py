@@ -20,6 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_flag(p, "--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, then ~/.kube/config)")
     add_flag(p, "--web-port", type=int, default=0, help="serve the access-graph page on this port (0: off)")
     add_flag(p, "--metrics-port", type=int, default=0, help="Prometheus metrics port (0: off)")
+    add_flag(p, "--web-host", default="127.0.0.1", metavar="HOST", help="address of the JSON query API and page")
+    add_flag(p, "--agent-service-account", action="append", default=[], metavar="USER",
+             help="ServiceAccount user accepted by TokenReview (repeatable; default "
+             "system:serviceaccount:clearance-system:clearance-agent)")
+    add_flag(p, "--max-calls-per-report", type=int, default=100_000, help="larger reports are refused")
+    add_flag(p, "--max-message-bytes", type=int, default=16 * 1024 * 1024, help="largest gRPC message accepted")
+    add_flag(p, "--insecure-no-agent-auth", action="store_true",
+             help="accept agents without any token (local experiments only)")
     p.set_defaults(func=_lazy("clearance.mapper.main", "run_mapper"))
 
     intents = sub.add_parser("intents", help="list, export and apply discovered intents")
@@ -40,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     app = isub.add_parser("apply", help="server-side apply ClientIntents to the cluster")
     app.add_argument("-f", "--filename", default="-", metavar="FILE|-")
     add_flag(app, "--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, then ~/.kube/config)")
+    app.add_argument("--force-conflicts", action="store_true", help="take over fields another manager owns")
     app.set_defaults(func=_lazy("clearance.mapper.commands", "intents_apply"))
 
 

@@ -17,6 +17,7 @@ from . import export as export_mod
 from .applied import AppliedIndex, AppliedIntents
 from .auth import Authenticator, Refusal
 from .ingest import Ingestor, InvalidReport
+from .metrics import CALLS, REPORTS
 from .intents import STATUSES, Intent, build_intents
 from .store import StoreError, UnknownRow
 
@@ -68,14 +69,18 @@ class AgentReportsService(report_pb2_grpc.AgentReportsServicer):
             except Refusal as r:
                 log.warning("agent refused", extra={"fields": {"peer": context.peer(), "reason": r.message}})
                 code = grpc.StatusCode.UNAUTHENTICATED if r.unauthenticated else grpc.StatusCode.PERMISSION_DENIED
+                REPORTS.labels("refused").inc()
                 context.abort(code, r.message)
         try:
             accepted = self.mapper.ingestor.report(request)
         except InvalidReport as exc:
+            REPORTS.labels("invalid").inc()
             log.warning("report refused", extra={"fields": {"agent": request.agent_id[:64], "reason": str(exc)}})
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StoreError as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        REPORTS.labels("accepted").inc()
+        CALLS.inc(accepted)
         if request.lost_events:
             log.info("agent lost events", extra={"fields": {"agent": request.agent_id[:64],
                                                             "lost_events": request.lost_events}})

@@ -193,6 +193,9 @@ class Store:
     def pending_pods(self) -> list[tuple[str, str, str]]:
         return [tuple(r) for r in self._reader().execute("SELECT DISTINCT namespace, pod, uid FROM pending")]
 
+    def has_pending(self) -> bool:
+        return self._reader().execute("SELECT 1 FROM pending LIMIT 1").fetchone() is not None
+
     def counts(self) -> dict[str, int]:
         db = self._reader()
         return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
