@@ -1,0 +1,1 @@
+"""Workload identities for labelled pods: kopf handlers, the admission webhook, pod-spec injection."""
