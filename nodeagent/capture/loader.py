@@ -1,0 +1,228 @@
+"""Load the TLS capture BPF program, attach it to every TLS library on the node, deliver events.
+
+One attachment per library *file* (device, inode) with pid=-1: the kernel then fires for every
+process that maps it, in any container. A periodic rescan of /proc attaches to libraries mapped
+since (new processes, a late ``import ssl``) and detaches from files nothing maps any more.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clearance.nodeagent.events import TlsEvent
+
+from . import layout
+from .libraries import TlsLibrary, scan
+
+log = logging.getLogger("clearance.nodeagent.capture")
+
+# (symbol, BPF function, on return?, required?)
+PROBES: tuple[tuple[str, str, bool, bool], ...] = (
+    ("SSL_write", "on_write_entry", False, True),
+    ("SSL_write_ex", "on_write_entry", False, False),   # OpenSSL >= 1.1.1; Python >= 3.10 uses only these
+    ("SSL_write_ex2", "on_write_entry", False, False),  # OpenSSL >= 3.3
+    ("SSL_read", "on_read_entry", False, True),
+    ("SSL_read", "on_read_return", True, True),
+    ("SSL_read_ex", "on_read_ex_entry", False, False),
+    ("SSL_read_ex", "on_read_return", True, False),
+)
+
+
+class CaptureError(RuntimeError):
+    """The BPF program cannot be compiled or loaded on this machine."""
+
+
+@dataclass
+class Attachment:
+    """The probes on one library file; closing their perf-event fds detaches them."""
+
+    library: TlsLibrary
+    fds: list[int] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+
+
+class Capture:
+    """Uprobe-based plaintext capture of HTTP/1.x over OpenSSL, for every process on the node.
+
+    ``on_event`` is called from ``poll()`` with each TlsEvent. ``stats()`` reports lost events and
+    attached libraries.
+    """
+
+    def __init__(self, on_event: Callable[[TlsEvent], None], *, ring_pages: int = 256,
+                 rescan_interval_s: float = 2.0, proc: Path = Path("/proc"),
+                 use_ringbuf: bool | None = None, attach_self: bool = False) -> None:
+        if ring_pages <= 0 or ring_pages & (ring_pages - 1):
+            raise ValueError(f"ring_pages must be a power of two, not {ring_pages}")
+        self.on_event = on_event
+        self.ring_pages = ring_pages
+        self.rescan_interval_s = rescan_interval_s
+        self.proc = proc
+        self.use_ringbuf = use_ringbuf
+        self.skip_pids = frozenset() if attach_self else frozenset({os.getpid()})
+        self._bpf: Any = None
+        self._attached: dict[tuple[str, int], Attachment] = {}
+        self._unusable: set[tuple[str, int]] = set()
+        self._next_scan = 0.0
+        self._perf_lost = 0
+        self._decode_errors = 0
+        self._delivered = 0
+        self.transport = ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Compile and load the program, open the event buffer, attach to all current libraries."""
+        from bcc import BPF  # the only import of bcc in the agent
+
+        src = (layout.HERE / "tls_capture.bpf.c").read_text()
+        cflags = [f"-I{layout.HERE}", f"-DRING_PAGES={self.ring_pages}", "-Wno-macro-redefined"]
+        attempts = [True, False] if self.use_ringbuf is None else [self.use_ringbuf]
+        errors = []
+        for ring in attempts:
+            try:
+                self._bpf = BPF(text=src, cflags=cflags + (["-DUSE_RINGBUF"] if ring else []))
+                if ring:
+                    self._bpf["tls_events"].open_ring_buffer(self._on_raw)
+                else:
+                    self._bpf["tls_events"].open_perf_buffer(self._on_raw_perf, page_cnt=self.ring_pages,
+                                                             lost_cb=self._on_lost)
+                self.transport = "ringbuf" if ring else "perf"
+                break
+            except Exception as e:  # noqa: BLE001 - bcc raises bare Exception
+                errors.append(f"{'ringbuf' if ring else 'perf'}: {e}")
+                if self._bpf is not None:
+                    self._bpf.cleanup()
+                    self._bpf = None
+        if self._bpf is None:
+            raise CaptureError("cannot load the TLS capture program: " + "; ".join(errors))
+        log.info("capture loaded", extra={"transport": self.transport})
+        self.rescan()
+
+    def close(self) -> None:
+        """Detach everything and free the program (idempotent)."""
+        for key in list(self._attached):
+            self._detach(key)
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+    def __enter__(self) -> "Capture":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- events ----------------------------------------------------------------------------
+    def poll(self, timeout_ms: int = 100) -> None:
+        """Deliver pending events (waiting up to ``timeout_ms``), and rescan /proc when due."""
+        if self._bpf is None:
+            raise RuntimeError("Capture.poll() before start()")
+        if self.transport == "ringbuf":
+            self._bpf.ring_buffer_poll(timeout_ms)
+        else:
+            self._bpf.perf_buffer_poll(timeout_ms)
+        if time.monotonic() >= self._next_scan:
+            self.rescan()
+
+    def _deliver(self, data: int, size: int) -> int:
+        ev = layout.decode(data, size)
+        if ev is None:
+            self._decode_errors += 1
+            return 0
+        self._delivered += 1
+        try:
+            self.on_event(ev)
+        except Exception:  # noqa: BLE001 - one bad event must not stop capture
+            log.exception("event handler failed")
+        return 0
+
+    def _on_raw(self, _ctx: Any, data: Any, size: int) -> int:
+        return self._deliver(ctypes.cast(data, ctypes.c_void_p).value or 0, size)
+
+    def _on_raw_perf(self, _cpu: int, data: Any, size: int) -> None:
+        self._deliver(ctypes.cast(data, ctypes.c_void_p).value or 0, size)
+
+    def _on_lost(self, count: int) -> None:
+        self._perf_lost += count
+
+    # -- libraries -------------------------------------------------------------------------
+    def rescan(self) -> None:
+        """Attach to newly mapped TLS libraries; detach from those no process maps any more."""
+        self._next_scan = time.monotonic() + self.rescan_interval_s
+        seen: dict[tuple[str, int], TlsLibrary] = {}
+        for lib in scan(self.proc, self.skip_pids):
+            seen.setdefault(lib.key, lib)
+        for key, lib in seen.items():
+            if key not in self._attached and key not in self._unusable:
+                self._attach(lib)
+        for key in [k for k in self._attached if k not in seen]:
+            self._detach(key)
+        self._unusable &= set(seen)
+
+    def _attach(self, lib: TlsLibrary) -> None:
+        att = Attachment(lib)
+        b = self._bpf
+        for sym, fn, on_return, required in PROBES:
+            try:
+                if on_return:
+                    b.attach_uretprobe(name=lib.open_path, sym=sym, fn_name=fn)
+                else:
+                    b.attach_uprobe(name=lib.open_path, sym=sym, fn_name=fn)
+            except Exception as e:  # noqa: BLE001 - bcc raises bare Exception for a missing symbol
+                if required:
+                    log.debug("not a usable TLS library", extra={"path": lib.pathname, "error": str(e)})
+                    break
+                continue
+            # bcc keys fds by probe name (basename+offset), which collides across files, and its own
+            # detach needs tracefs: own the fds instead.
+            for table in (b.uprobe_fds,):
+                for name in list(table):
+                    att.fds.append(table.pop(name))
+            att.symbols.append(("ret:" if on_return else "") + sym)
+        else:
+            self._attached[lib.key] = att
+            log.info("attached", extra={"path": lib.pathname, "kind": lib.kind, "pid": lib.pid,
+                                        "symbols": len(att.symbols)})
+            return
+        self._close_fds(att.fds)
+        self._unusable.add(lib.key)
+
+    def _detach(self, key: tuple[str, int]) -> None:
+        att = self._attached.pop(key)
+        self._close_fds(att.fds)
+        log.info("detached", extra={"path": att.library.pathname})
+
+    @staticmethod
+    def _close_fds(fds: list[int]) -> None:
+        from bcc import lib as libbcc
+
+        for fd in fds:
+            libbcc.bpf_close_perf_event_fd(fd)
+        fds.clear()
+
+    # -- introspection ---------------------------------------------------------------------
+    def kernel_counters(self) -> tuple[int, int]:
+        """(dropped, captured) as counted by the BPF program, summed over CPUs."""
+        if self._bpf is None:
+            return (0, 0)
+        t = self._bpf["stats"]
+        return (sum(t[ctypes.c_int(0)]), sum(t[ctypes.c_int(1)]))
+
+    def stats(self) -> dict[str, Any]:
+        """Lost events, delivered events, and the libraries attached."""
+        dropped, captured = self.kernel_counters()
+        return {
+            "lost": dropped + self._perf_lost,
+            "captured": captured,
+            "delivered": self._delivered,
+            "malformed": self._decode_errors,
+            "transport": self.transport,
+            "libraries": sorted(a.library.pathname for a in self._attached.values()),
+            "attached": len(self._attached),
+        }

@@ -1,0 +1,154 @@
+/* Uprobes on OpenSSL's SSL_write(_ex) and SSL_read(_ex): send to user space only what starts like
+ * an HTTP/1.x request or response, plus the continuation writes of a request's headers. */
+#include <uapi/linux/ptrace.h>
+#include "tls_event.h"
+
+#define HEADER_WINDOW TLS_MAX_DATA  /* bytes of one request's headers followed across writes */
+#define STAT_DROPPED 0              /* events the kernel buffer had no room for */
+#define STAT_CAPTURED 1             /* events sent */
+
+/* n in [1, max] (max a power of two) in a form the verifier can bound: ((n - 1) & (max - 1)) + 1. */
+#define BOUND(n, max) ((((n) - 1) & ((max) - 1)) + 1)
+
+struct conn_key { u64 ssl; u32 tgid; u32 _pad; };
+struct read_args { u64 ssl; u64 buf; u64 readbytes; };  /* readbytes: size_t* of SSL_read_ex, else 0 */
+
+BPF_PERCPU_ARRAY(scratch, struct tls_event, 1);
+BPF_PERCPU_ARRAY(stats, u64, 2);
+BPF_TABLE("lru_hash", struct conn_key, u32, header_window, 65536);  /* bytes still expected of a request's headers */
+BPF_HASH(pending_reads, u64, struct read_args, 65536);     /* pid_tgid -> args of an SSL_read in flight */
+#ifdef USE_RINGBUF
+BPF_RINGBUF_OUTPUT(tls_events, RING_PAGES);
+#else
+BPF_PERF_OUTPUT(tls_events);
+#endif
+
+static __always_inline void count(int which) {
+    u64 *v = stats.lookup(&which);
+    if (v) *v += 1;
+}
+
+static __always_inline int is_request_prefix(u32 w) {
+    /* First four bytes, little endian: "GET ", "PUT ", "POST", "HEAD", "DELE", "PATC", "OPTI", "MERG". */
+    return w == 0x20544547 || w == 0x20545550 || w == 0x54534f50 || w == 0x44414548 ||
+           w == 0x454c4544 || w == 0x43544150 || w == 0x4954504f || w == 0x4752454d;
+}
+
+static __always_inline int ends_headers(struct tls_event *e, u32 n) {
+    /* Does the captured data end with "\r\n\r\n"? Then no continuation is needed. */
+    if (n < 4 || n > TLS_MAX_DATA) return 0;
+    u32 i = n - 4;
+    asm volatile("" : "+r"(i));
+    if (i > TLS_MAX_DATA - 4) return 0;
+    return e->data[i] == '\r' && e->data[i + 1] == '\n' && e->data[i + 2] == '\r' && e->data[i + 3] == '\n';
+}
+
+static __always_inline int emit(struct pt_regs *ctx, struct tls_event *e, u32 n) {
+    n = BOUND(n, TLS_MAX_DATA);
+    e->data_len = n;
+    u64 size = sizeof(*e) - TLS_MAX_DATA + n;
+#ifdef USE_RINGBUF
+    int err = tls_events.ringbuf_output(e, size, 0);
+#else
+    int err = tls_events.perf_submit(ctx, e, size);
+#endif
+    count(err ? STAT_DROPPED : STAT_CAPTURED);
+    return 0;
+}
+
+static __always_inline struct tls_event *fill(u64 ssl, u32 length, u32 direction) {
+    int zero = 0;
+    struct tls_event *e = scratch.lookup(&zero);
+    if (!e) return 0;
+    u64 id = bpf_get_current_pid_tgid();
+    e->timestamp_ns = bpf_ktime_get_ns();
+    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->conn = ssl;
+    e->pid = id >> 32;
+    e->tid = (u32)id;
+    e->length = length;
+    e->direction = direction;
+    e->_pad = 0;
+    return e;
+}
+
+/* SSL_write(SSL*, const void *buf, int num), SSL_write_ex(SSL*, const void *buf, size_t num, size_t*),
+ * SSL_write_ex2(... same first three): the plaintext is in buf at entry. */
+int on_write_entry(struct pt_regs *ctx) {
+    u64 ssl = PT_REGS_PARM1(ctx);
+    const void *buf = (const void *)PT_REGS_PARM2(ctx);
+    s64 num = (s64)PT_REGS_PARM3(ctx);
+    if (num <= 0 || !buf) return 0;
+    u32 len = num > 0x7fffffff ? 0x7fffffff : (u32)num;
+    u32 prefix = 0;
+    if (bpf_probe_read_user(&prefix, sizeof(prefix), buf) != 0) return 0;
+    struct conn_key key = {.ssl = ssl, .tgid = bpf_get_current_pid_tgid() >> 32};
+    u32 want;
+    int request = is_request_prefix(prefix);
+    if (request) {
+        want = TLS_MAX_DATA;
+    } else {
+        u32 *left = header_window.lookup(&key);
+        if (!left) return 0;
+        want = *left;
+    }
+    if (want > len) want = len;
+    if (want == 0) return 0;
+    struct tls_event *e = fill(ssl, len, TLS_DIR_WRITE);
+    if (!e) return 0;
+    want = BOUND(want, TLS_MAX_DATA);
+    if (bpf_probe_read_user(e->data, want, buf) != 0) return 0;
+    if (request && !ends_headers(e, want) && want == len && want < HEADER_WINDOW) {
+        u32 left = HEADER_WINDOW - want;
+        header_window.update(&key, &left);
+    } else if (!request) {
+        u32 *left = header_window.lookup(&key);
+        if (left) {
+            if (*left <= want || ends_headers(e, want)) header_window.delete(&key);
+            else *left -= want;
+        }
+    } else {
+        header_window.delete(&key);
+    }
+    return emit(ctx, e, want);
+}
+
+static __always_inline int read_entry(struct pt_regs *ctx, u64 readbytes) {
+    struct read_args a = {.ssl = PT_REGS_PARM1(ctx), .buf = PT_REGS_PARM2(ctx), .readbytes = readbytes};
+    u64 id = bpf_get_current_pid_tgid();
+    pending_reads.update(&id, &a);
+    return 0;
+}
+
+/* SSL_read(SSL*, void *buf, int num) */
+int on_read_entry(struct pt_regs *ctx) { return read_entry(ctx, 0); }
+/* SSL_read_ex(SSL*, void *buf, size_t num, size_t *readbytes) */
+int on_read_ex_entry(struct pt_regs *ctx) { return read_entry(ctx, PT_REGS_PARM4(ctx)); }
+
+int on_read_return(struct pt_regs *ctx) {
+    u64 id = bpf_get_current_pid_tgid();
+    struct read_args *a = pending_reads.lookup(&id);
+    if (!a) return 0;
+    struct read_args args = *a;
+    pending_reads.delete(&id);
+    int ret = (int)PT_REGS_RC(ctx);  /* keep it 32-bit: negative OpenSSL returns */
+    u64 got = 0;
+    if (args.readbytes) {
+        if (ret != 1) return 0;
+        if (bpf_probe_read_user(&got, sizeof(got), (void *)args.readbytes) != 0) return 0;
+    } else {
+        if (ret <= 0) return 0;
+        got = (u64)ret;
+    }
+    if (got < 8) return 0;
+    u64 prefix = 0;
+    if (bpf_probe_read_user(&prefix, sizeof(prefix), (void *)args.buf) != 0) return 0;
+    /* "HTTP/1." */
+    if ((prefix & 0x00ffffffffffffffULL) != 0x002e312f50545448ULL) return 0;
+    u32 want = got > TLS_READ_MAX_DATA ? TLS_READ_MAX_DATA : (u32)got;
+    struct tls_event *e = fill(args.ssl, got > 0x7fffffff ? 0x7fffffff : (u32)got, TLS_DIR_READ);
+    if (!e) return 0;
+    want = BOUND(want, TLS_READ_MAX_DATA);
+    if (bpf_probe_read_user(e->data, want, (void *)args.buf) != 0) return 0;
+    return emit(ctx, e, want);
+}

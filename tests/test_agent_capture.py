@@ -1,0 +1,240 @@
+"""Capture (nodeagent/capture): library discovery, and the real BPF program on real processes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from beds.azurite import Azurite
+from beds.certs import TestPKI
+from beds.pods import FakePods
+from beds.require import need
+from clearance.nodeagent.capture.libraries import classify, libraries_of, parse_maps_line
+from clearance.nodeagent.events import Direction, TlsEvent
+
+CLIENTS = Path(__file__).parent / "clients"
+LIBSSL = Path("/lib/x86_64-linux-gnu/libssl.so.3")
+
+
+# -- discovery (no eBPF) -------------------------------------------------------------------------
+def test_maps_pathname_is_the_whole_rest_of_the_line() -> None:
+    line = "7f00-7f10 r-xp 00000000 fd:01 1234    /tmp/evil/libssl.so.3 /lib/x86_64-linux-gnu/libssl.so.3\n"
+    m = parse_maps_line(42, line)
+    assert m is not None and m.pathname == "/tmp/evil/libssl.so.3 /lib/x86_64-linux-gnu/libssl.so.3"
+    # Whatever the name claims, the file is reached through the kernel's link to the mapped inode.
+    assert m.open_path() == "/proc/42/map_files/7f00-7f10"
+
+
+def test_libraries_are_reached_through_map_files_once_per_file() -> None:
+    maps = "\n".join([
+        "5500-5600 r--p 00000000 fd:01 11 /usr/bin/python3.11",
+        "7f00-7f10 r--p 00000000 fd:01 99 /usr/lib/x86_64-linux-gnu/libssl.so.3",
+        "7f10-7f20 r-xp 00010000 fd:01 99 /usr/lib/x86_64-linux-gnu/libssl.so.3",
+        "7f30-7f40 r-xp 00000000 00:2a 77 /usr/local/bin/node (deleted)",
+        "7f50-7f60 rw-p 00000000 00:00 0 ",
+        "7ffd-7ffe rw-p 00000000 00:00 0 [stack]",
+        "garbage",
+    ])
+    libs = libraries_of(7, maps)
+    assert [(lb.kind, lb.key, lb.open_path) for lb in libs] == [
+        ("libssl", ("fd:01", 99), "/proc/7/map_files/7f00-7f10"),
+        ("node", ("00:2a", 77), "/proc/7/map_files/7f30-7f40"),
+    ]
+
+
+@pytest.mark.parametrize("name,kind", [("libssl.so.3", "libssl"), ("libssl.so.1.1", "libssl"),
+                                       ("libssl.so", "libssl"), ("node", "node"), ("nodejs", "node"),
+                                       ("libssl3.so", None), ("libcrypto.so.3", None), ("nodemon", None)])
+def test_classify(name: str, kind: str | None) -> None:
+    assert classify(f"/x/{name}") == kind
+
+
+# -- the real program ----------------------------------------------------------------------------
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[TlsEvent] = []
+
+    def __call__(self, ev: TlsEvent) -> None:
+        self.events.append(ev)
+
+    def of(self, pid: int, direction: Direction = Direction.WRITE) -> list[TlsEvent]:
+        return [e for e in self.events if e.pid == pid and e.direction == direction]
+
+
+@pytest.fixture
+def capture() -> Iterator[tuple[object, Collector]]:
+    need(os.geteuid() == 0, "eBPF needs root")
+    try:
+        from clearance.nodeagent.capture import Capture
+    except ImportError as e:
+        need(False, f"bcc not importable: {e}")
+    col = Collector()
+    cap = Capture(col, rescan_interval_s=0.2)
+    try:
+        cap.start()
+    except Exception as e:  # noqa: BLE001
+        need(False, f"cannot load the capture program: {e}")
+    try:
+        yield cap, col
+    finally:
+        cap.close()
+
+
+def run_until(cap, done, rounds: int = 100) -> None:  # noqa: ANN001
+    for _ in range(rounds):
+        cap.poll(100)
+        if done():
+            return
+
+
+@pytest.fixture
+def tls_server(test_pki: TestPKI) -> Iterator[int]:
+    """A local TLS server answering every request with a 200 (the reader side)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(test_pki.cert, test_pki.key)
+    srv = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as s:
+                    s.settimeout(2)
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    s.sendall(b"HTTP/1.1 200 OK\r\nx-ms-error-code: Fine\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+
+
+def test_sdk_calls_from_a_pod_started_before_capture(azurite: Azurite, fake_pods: FakePods, tmp_path: Path,
+                                                      capture) -> None:  # noqa: ANN001
+    cap, col = capture
+    go = tmp_path / "go"
+    pod = fake_pods.start("shop", "orders", [sys.executable, str(CLIENTS / "storage_calls.py"), "--service", "queue",
+                                             "--url", azurite.queue_url("host"), "--ca", str(azurite.ca_cert),
+                                             "--go", str(go)])
+    run_until(cap, lambda: any(str(LIBSSL) in p for p in cap.stats()["libraries"]))
+    assert any(str(LIBSSL) in p for p in cap.stats()["libraries"]), cap.stats()
+    go.touch()
+    out = pod.check()
+    assert '"op": "send_message", "ok": true' in out
+    run_until(cap, lambda: len(col.of(pod.pid, Direction.READ)) >= 5)
+    writes = col.of(pod.pid)
+    lines = [e.data.split(b"\r\n", 1)[0] for e in writes if e.data[:4] in (b"PUT ", b"POST", b"GET ", b"DELE")]
+    assert any(ln.startswith(b"PUT /jobs") for ln in lines), lines
+    assert any(ln.startswith(b"POST /jobs") and b"/messages" in ln for ln in lines), lines
+    assert all(e.cgroup_id == pod.cgroup_id for e in col.events if e.pid == pod.pid)
+    assert any(b"host: devstoreaccount1.queue.localhost" in e.data.lower() for e in writes)
+    reads = col.of(pod.pid, Direction.READ)
+    assert any(e.data.startswith(b"HTTP/1.1 201") for e in reads), [e.data[:20] for e in reads]
+    assert cap.stats()["lost"] == 0
+
+
+def test_headers_across_writes_and_non_http_filtered(fake_pods: FakePods, tls_server: int, test_pki: TestPKI,
+                                                     tmp_path: Path, capture) -> None:  # noqa: ANN001
+    cap, col = capture
+    go = tmp_path / "go"
+    long_sas = "sig=" + "A" * 6000
+    pieces = ["\x16\x03binary-non-http", "GET /c/b?", long_sas + " HTTP/1.1\r\n",
+              "Host: acct.blob.core.windows.net\r\n", "x-ms-version: 2021-08-06\r\n\r\n", "BODY-NOT-CAPTURED"]
+    pod = fake_pods.start("shop", "raw", [sys.executable, str(CLIENTS / "raw_tls_writer.py"), "localhost",
+                                          str(tls_server), str(test_pki.ca_cert), str(go), json.dumps(pieces)])
+    run_until(cap, lambda: cap.stats()["attached"] > 0)
+    cap.rescan()
+    go.touch()
+    assert pod.check().startswith("HTTP/1.1 200")
+    run_until(cap, lambda: len(col.of(pod.pid)) >= 4)
+    data = [e.data for e in col.of(pod.pid)]
+    assert data == [p.encode("latin-1") for p in pieces[1:5]]
+    reads = col.of(pod.pid, Direction.READ)
+    assert [r.data for r in reads] == [b"HTTP/1.1 200 OK\r\nx-ms-error-code: Fine\r\nContent-Length: 0\r\n\r\n"]
+
+
+def test_single_long_request_kept_to_16k(fake_pods: FakePods, tls_server: int, test_pki: TestPKI,
+                                         tmp_path: Path, capture) -> None:  # noqa: ANN001
+    cap, col = capture
+    go = tmp_path / "go"
+    req = "PUT /c/b?sig=" + "B" * 20000 + " HTTP/1.1\r\nHost: a\r\n\r\n"
+    pod = fake_pods.start("shop", "long", [sys.executable, str(CLIENTS / "raw_tls_writer.py"), "localhost",
+                                           str(tls_server), str(test_pki.ca_cert), str(go), json.dumps([req])])
+    run_until(cap, lambda: cap.stats()["attached"] > 0)
+    cap.rescan()
+    go.touch()
+    pod.check()
+    run_until(cap, lambda: bool(col.of(pod.pid)))
+    (ev,) = col.of(pod.pid)
+    assert ev.data == req.encode()[:16384] and ev.length == len(req)
+
+
+def test_late_loaded_copy_of_libssl_is_attached_then_detached(azurite: Azurite, fake_pods: FakePods,
+                                                              tmp_path: Path, capture) -> None:  # noqa: ANN001
+    """A process that loads its own libssl file (another inode) only after the agent started."""
+    cap, col = capture
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    shutil.copy(LIBSSL, libdir / "libssl.so.3")
+    go = tmp_path / "go"
+    hold = tmp_path / "hold"
+    pod = fake_pods.start("shop", "late", [sys.executable, str(CLIENTS / "storage_calls.py"), "--service", "blob",
+                                           "--url", azurite.blob_url(), "--ca", str(azurite.ca_cert), "--go", str(go),
+                                           "--late-import", "--hold", str(hold)],
+                          env={"LD_LIBRARY_PATH": str(libdir)})
+    cap.rescan()
+    assert str(libdir) not in json.dumps(cap.stats()["libraries"])
+    go.touch()  # now it imports ssl, mapping the copy; the periodic rescan must find it before the calls
+    run_until(cap, lambda: any(ln.startswith(str(libdir)) for ln in cap.stats()["libraries"]))
+    assert any(ln.startswith(str(libdir)) for ln in cap.stats()["libraries"]), cap.stats()
+    run_until(cap, lambda: any(e.data.startswith(b"DELETE /devstoreaccount1/orders") for e in col.of(pod.pid)))
+    lines = [e.data.split(b"\r\n", 1)[0] for e in col.of(pod.pid)]
+    assert any(ln.startswith(b"DELETE /devstoreaccount1/orders") for ln in lines), lines
+    hold.touch()
+    pod.check()
+    cap.rescan()
+    assert not any(ln.startswith(str(libdir)) for ln in cap.stats()["libraries"]), cap.stats()
+
+
+def test_node_with_static_openssl(fake_pods: FakePods, azurite: Azurite, tmp_path: Path,
+                                  capture) -> None:  # noqa: ANN001
+    cap, col = capture
+    node = shutil.which("node")
+    need(node is not None, "node is not installed")
+    go = tmp_path / "go"
+    url = f"{azurite.blob_url('host')}/nodecontainer?restype=container"
+    pod = fake_pods.start("web", "frontend", [node, str(CLIENTS / "node_https.js"), url, str(azurite.ca_cert), str(go),
+                                              azurite.credential().token().token])
+    run_until(cap, lambda: any(p.endswith("/node") for p in cap.stats()["libraries"]))
+    assert any(p.endswith("/node") for p in cap.stats()["libraries"]), cap.stats()
+    go.touch()
+    assert pod.check().strip() in ("201", "409")
+    run_until(cap, lambda: bool(col.of(pod.pid)) and bool(col.of(pod.pid, Direction.READ)))
+    lines = [e.data.split(b"\r\n", 1)[0] for e in col.of(pod.pid)]
+    assert b"PUT /nodecontainer?restype=container HTTP/1.1" in lines, lines
+    assert all(e.cgroup_id == pod.cgroup_id for e in col.of(pod.pid))
+    assert col.of(pod.pid, Direction.READ)[0].data.startswith(b"HTTP/1.1 ")
