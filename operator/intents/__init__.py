@@ -1,0 +1,1 @@
+"""The ClientIntents -> Azure roles reconciler and its kopf handlers (``handlers`` registers them)."""

@@ -1,0 +1,139 @@
+"""kopf handlers for ClientIntents; importing this module registers them on kopf's default registry.
+
+``register(registry)`` registers them on another registry (tests). The collaborators come from
+kopf's ``memo`` (``settings``, ``arm``, ``identities``, ``api_client``); the reconciler is built
+once per operator and kept at ``memo.intents``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from clearance.operator.api import (
+    GROUP,
+    OTTERIZE_GROUP,
+    OTTERIZE_VERSIONS,
+    PLURAL,
+    VERSION,
+    InvalidClientIntents,
+    parse_client_intents,
+    validate_document,
+)
+from clearance.operator.intents.conditions import FAILED, READY, conditions, summary
+from clearance.operator.intents.reconciler import IntentsReconciler
+
+log = logging.getLogger("clearance.operator.intents")
+
+RESYNC_SECONDS = float(os.environ.get("CLEARANCE_INTENTS_RESYNC_SECONDS", "300"))
+RETRY_BASE, RETRY_MAX = 2.0, 60.0
+
+
+def reconciler(memo: Any) -> IntentsReconciler:
+    """The process's reconciler, built from the memo on first use."""
+    existing = getattr(memo, "intents", None)
+    if existing is not None:
+        return existing
+    missing = [k for k in ("settings", "arm", "identities", "api_client") if getattr(memo, k, None) is None]
+    if missing:
+        raise kopf.PermanentError(f"operator memo lacks {', '.join(missing)} (run via clearance operator)")
+    from kubernetes import client as k8s
+
+    built = IntentsReconciler(memo.arm, memo.settings, memo.identities, k8s.CoreV1Api(memo.api_client))
+    memo.intents = built
+    return built
+
+
+def _document(body: Any) -> dict[str, Any]:
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+            "metadata": {"name": body["metadata"].get("name"), "namespace": body["metadata"].get("namespace")},
+            "spec": dict(body.get("spec") or {})}
+
+
+async def reconcile(body: Any, status: Any, patch: kopf.Patch, memo: Any, retry: int = 0, **_: Any) -> None:
+    """Create/update/resume/resync: bring Azure in line and write per-target conditions."""
+    generation = body["metadata"].get("generation")
+    previous = list((status or {}).get("conditions") or [])
+    try:
+        intents = parse_client_intents(_document(body))
+    except InvalidClientIntents as exc:
+        patch.status["conditions"] = [{"type": FAILED, "status": "True", "target": -1, "reason": "InvalidSpec",
+                                       "message": exc.reason[:1000], "observedGeneration": generation}]
+        patch.status["observedGeneration"] = generation
+        patch.status["upToDate"] = False
+        raise kopf.PermanentError(f"invalid ClientIntents: {exc.reason}") from None
+    recorded = dict((status or {}).get("azure") or {})
+    outcome = await reconciler(memo).reconcile(intents, recorded)
+    patch.status["conditions"] = conditions(outcome.states, generation, previous)
+    patch.status["observedGeneration"] = generation
+    patch.status["ready"] = summary(outcome.states)
+    patch.status["upToDate"] = all(s.type == READY for s in outcome.states if s.reason != "UnsupportedTarget")
+    if outcome.record:
+        patch.status["azure"] = outcome.record
+    log.info("reconciled ClientIntents", extra={"fields": {
+        "namespace": intents.namespace, "name": intents.name, "ready": summary(outcome.states),
+        "arm_writes": outcome.writes}})
+    if outcome.retry:
+        raise kopf.TemporaryError("some targets are propagating or failed transiently",
+                                  delay=min(RETRY_MAX, RETRY_BASE * 2 ** min(retry, 6)))
+
+
+async def resync(body: Any, status: Any, patch: kopf.Patch, memo: Any, **kwargs: Any) -> None:
+    """Periodic resync; errors are retried at the next tick."""
+    try:
+        await reconcile(body=body, status=status, patch=patch, memo=memo, **kwargs)
+    except (kopf.TemporaryError, kopf.PermanentError) as exc:
+        log.info("resync incomplete", extra={"fields": {"name": body["metadata"].get("name"), "reason": str(exc)}})
+
+
+async def delete(body: Any, status: Any, memo: Any, **_: Any) -> None:
+    """Finalizer: remove exactly what Clearance created for this ClientIntents."""
+    try:
+        intents = parse_client_intents(_document(body))
+    except InvalidClientIntents:
+        recorded = dict((status or {}).get("azure") or {})
+        if not recorded:
+            return
+        raise kopf.PermanentError("invalid ClientIntents with recorded grants; fix the spec to let cleanup run")
+    writes = await reconciler(memo).cleanup(intents, dict((status or {}).get("azure") or {}))
+    log.info("removed ClientIntents grants", extra={"fields": {
+        "namespace": intents.namespace, "name": intents.name, "arm_writes": writes}})
+
+
+def validate(body: Any, memo: Any, **_: Any) -> None:
+    """Admission: the checks the OpenAPI schema cannot express, plus the wildcard guardrail."""
+    errors = validate_document(_document(body))
+    settings = getattr(memo, "settings", None)
+    if not errors and settings is not None and not settings.allow_wildcards:
+        for i, target in enumerate((body.get("spec") or {}).get("targets") or []):
+            azure = target.get("azure") if isinstance(target, dict) else None
+            for key in ("actions", "dataActions"):
+                for perm in (azure or {}).get(key) or []:
+                    if "*" in str(perm):
+                        errors.append(f"spec.targets[{i}].azure.{key}: wildcard {perm!r} refused "
+                                      "(the operator runs without --allow-wildcards)")
+    if errors:
+        raise kopf.AdmissionError("; ".join(errors[:10]), code=422)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Register every ClientIntents handler on ``registry``."""
+    resources = [(GROUP, VERSION)] + [(OTTERIZE_GROUP, v) for v in OTTERIZE_VERSIONS[:1]]
+    for group, version in resources:
+        suffix = "" if group == GROUP else "-otterize"
+        when = None if group == GROUP else (lambda memo, **_: bool(getattr(getattr(memo, "settings", None),
+                                                                           "otterize_compat", False)))
+        for decorator in (kopf.on.create, kopf.on.resume):
+            decorator(group, version, PLURAL, id=f"intents-{decorator.__name__}{suffix}", registry=registry,
+                      when=when)(reconcile)
+        kopf.on.update(group, version, PLURAL, id=f"intents-update{suffix}", field="spec", registry=registry,
+                       when=when)(reconcile)
+        kopf.timer(group, version, PLURAL, id=f"intents-resync{suffix}", interval=RESYNC_SECONDS,
+                   initial_delay=RESYNC_SECONDS, idle=None, registry=registry, when=when)(resync)
+        kopf.on.delete(group, version, PLURAL, id=f"intents-delete{suffix}", registry=registry, when=when)(delete)
+        kopf.on.validate(group, version, PLURAL, id=f"intents-validate{suffix}", registry=registry)(validate)
+
+
+register(kopf.get_default_registry())
