@@ -74,13 +74,14 @@ class PodsFileResolver:
         self._by_name: dict[tuple[str, str], WorkloadRef] = {}
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
-        self.reload(force=True)
+        self.reload(force=True, initial=True)
 
     def on_pod_added(self, callback: Callable[[], None]) -> None:
         self._callbacks.append(callback)
 
-    def reload(self, force: bool = False) -> bool:
-        """Re-read the file when it changed; True when pods were added."""
+    def reload(self, force: bool = False, initial: bool = False) -> bool:
+        """Re-read the file when it changed (``force``: without the once-a-second limit); True when
+        pods were added, after telling the on_pod_added callbacks."""
         now = time.monotonic()
         if not force and now - self._checked < 1.0:
             return False
@@ -88,7 +89,7 @@ class PodsFileResolver:
         try:
             mtime = self.path.stat().st_mtime
         except OSError as exc:
-            if force:
+            if initial:
                 raise ValueError(f"pods file {self.path}: {exc.strerror}") from None
             return False
         if mtime == self._mtime:
@@ -99,7 +100,7 @@ class PodsFileResolver:
         with self._lock:
             added = len(set(by_name) - set(self._by_name)) > 0
             self._by_uid, self._by_name, self._mtime = by_uid, by_name, mtime
-        if added and not force:
+        if added and not initial:
             for cb in self._callbacks:
                 cb()
         return added
