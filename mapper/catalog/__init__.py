@@ -1,0 +1,26 @@
+"""The operation catalog: one observed Azure call -> its operation and least-privilege grants.
+
+Data (``rows_storage``, ``rows_vault``: one line per wire signature) plus a small matcher
+(``matcher``) scored like Azurite's dispatcher; ARM paths follow the generic rule in ``arm``.
+See docs/catalog.md for the decisions behind the rows.
+"""
+from __future__ import annotations
+
+from clearance.v1.report_pb2 import ObservedCall
+
+from .matcher import CATALOG, classify_parts
+from .model import Classification, Grant
+
+__all__ = ["CATALOG", "Classification", "Grant", "classify", "signature"]
+
+
+def signature(call: ObservedCall) -> tuple:
+    """The hashable inputs of ``classify`` for one call (what the cache keys on)."""
+    return (call.service, call.account, call.host, call.method, call.path,
+            tuple(sorted(call.query.items())), tuple(sorted(call.headers.items())),
+            call.status, call.error_code)
+
+
+def classify(call: ObservedCall) -> Classification:
+    """Classify one observed call. Never raises on odd input; unknown calls say so."""
+    return classify_parts(*signature(call))
