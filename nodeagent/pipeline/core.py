@@ -1,0 +1,190 @@
+"""The pipeline: TLS events in, deduplicated ``ObservedCall`` protos out.
+
+capture -> reassemble -> parse -> recognise -> redact -> attribute -> dedupe, each stage a
+separate module; this one wires them and pairs responses to requests (HTTP/1.1 order per
+connection). It never raises on input and never logs request bytes.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from clearance.nodeagent.events import AzureCall, Direction, TlsEvent
+from clearance.nodeagent.metrics import Metrics
+from clearance.nodeagent.pipeline.attribution import Attributor, Identity
+from clearance.nodeagent.pipeline.batch import subrequests
+from clearance.nodeagent.pipeline.dedupe import Deduper, Seen
+from clearance.nodeagent.pipeline.endpoints import EndpointMatcher
+from clearance.nodeagent.pipeline.http import Ignored, parse_response_head
+from clearance.nodeagent.pipeline.reassembly import MAX_PENDING, Completed, Conn, Reassembler
+from clearance.nodeagent.pipeline.redact import redact
+from clearance.v1 import report_pb2
+
+log = logging.getLogger("clearance.agent.pipeline")
+
+_SUB_STATUS = re.compile(rb"\r\nHTTP/1\.[01] (\d{3})")
+_SUB_ERROR = re.compile(rb"\r\nx-ms-error-code:[ \t]*([A-Za-z0-9_.-]{1,80})", re.IGNORECASE)
+
+# a pending entry: (calls or None when not Azure, caller identity, request timestamp)
+Pending = tuple[list[AzureCall] | None, Identity | None, int]
+
+
+class Pipeline:
+    """Feed TLS events; ``drain()`` returns what was seen since the last drain."""
+
+    def __init__(self, endpoints: EndpointMatcher, attributor: Attributor, metrics: Metrics | None = None,
+                 *, response_wait_s: float = 2.0, pod_grace_s: float = 5.0, max_conns: int = 4096,
+                 max_calls: int = 100_000) -> None:
+        self.endpoints = endpoints
+        self.attributor = attributor
+        self.metrics = metrics or Metrics()
+        self._ignored = self.metrics.ignored
+        self._reasm = Reassembler(self._ignore, self._evicted, max_conns=max_conns)
+        self._calls = Deduper(max_calls)
+        self._wait_ns = int(response_wait_s * 1e9)
+        self._grace_ns = int(pod_grace_s * 1e9)
+        self._unix_offset_ns = time.time_ns() - time.monotonic_ns()
+
+    # -- input -------------------------------------------------------------------------------
+    def feed(self, event: TlsEvent) -> None:
+        """Consume one TLS event; bad input is counted as ignored, never raised."""
+        self.metrics.captured.inc()
+        try:
+            if event.direction == Direction.WRITE:
+                conn, done = self._reasm.feed(event)
+                for completed in done:
+                    self._request(conn, completed, event.pid)
+            else:
+                self._response(event)
+        except Exception as exc:  # a bug must not stop the capture; the bytes are never logged
+            self._ignore("internal_error")
+            log.warning("event dropped by an internal error", extra={"fields": {"error": type(exc).__name__}})
+
+    def _ignore(self, reason: str) -> None:
+        self._ignored.labels(reason=reason).inc()
+
+    def _recognise(self, completed: Completed) -> list[AzureCall] | None:
+        req = completed.request
+        ep = self.endpoints.match(req.headers.get("host", ""), req.target)
+        if ep is None:
+            self._ignore("not_azure")
+            return None
+        calls = [redact(ep, req, self.endpoints)]
+        if completed.body is not None and ep.service in ("blob", "table"):
+            for sub in subrequests(req.headers.get("content-type", ""), completed.body):
+                sub_ep = self.endpoints.match(sub.headers.get("host") or ep.host, sub.target)
+                if sub_ep is not None:
+                    calls.append(redact(sub_ep, sub, self.endpoints))
+        self.metrics.parsed.inc(len(calls))
+        return calls
+
+    def _request(self, conn: Conn, completed: Completed, pid: int) -> None:
+        calls = self._recognise(completed)
+        ident = self.attributor.identity(conn.cgroup_id, pid) if calls else None
+        if len(conn.pending) >= MAX_PENDING:
+            self._settle(conn.pending.popleft(), 0, "", b"")
+        conn.pending.append((calls, ident, completed.timestamp_ns))
+
+    def _response(self, ev: TlsEvent) -> None:
+        data = ev.data
+        if not data.startswith(b"HTTP/1."):
+            self._ignore("not_http")
+            return
+        try:
+            status, code = parse_response_head(data)
+        except Ignored as exc:
+            self._ignore(exc.reason)
+            return
+        conn = self._reasm.get(ev.pid, ev.conn)
+        if conn is not None:
+            batch = self._reasm.finish(conn)  # the response proves the batch body has ended
+            if batch is not None:
+                self._request(conn, batch, ev.pid)
+        if status < 200:
+            return  # 1xx interim response: the final one follows
+        if conn is None or not conn.pending:
+            self._ignore("unpaired_response")
+            return
+        self._settle(conn.pending.popleft(), status, code, data)
+
+    # -- recording ---------------------------------------------------------------------------
+    def _settle(self, entry: Pending, status: int, code: str, data: bytes) -> None:
+        calls, ident, ts = entry
+        if not calls:
+            return
+        first, subs = calls[0], calls[1:]
+        first.status, first.error_code = status, code
+        if subs:
+            sub_results = _batch_results(data) if status and status < 300 else []
+            for i, sub in enumerate(subs):
+                if i < len(sub_results):
+                    sub.status, sub.error_code = sub_results[i]
+                elif status >= 400:
+                    sub.status, sub.error_code = status, code
+        for call in calls:
+            if not self._calls.add(ident, call, ts):
+                self._ignore("dedupe_overflow")
+                self.metrics.lost.inc()
+
+    def _evicted(self, conn: Conn) -> None:
+        batch = self._reasm.finish(conn)
+        if batch is not None:
+            calls = self._recognise(batch)
+            if calls:
+                self._settle((calls, self.attributor.identity(conn.cgroup_id, conn.key[0]), batch.timestamp_ns),
+                             0, "", b"")
+        while conn.pending:
+            self._settle(conn.pending.popleft(), 0, "", b"")
+
+    # -- output ------------------------------------------------------------------------------
+    def drain(self, now_ns: int | None = None, *, final: bool = False) -> list[report_pb2.ObservedCall]:
+        """Distinct calls seen since the last drain, as protos.
+
+        Requests still waiting for their response (less than ``response_wait_s``) and calls of a
+        pod the pod source does not know yet (less than ``pod_grace_s``) wait for the next drain,
+        unless ``final``.
+        """
+        now = time.monotonic_ns() if now_ns is None else now_ns
+        for conn in self._reasm.conns():
+            if conn.pending or conn.batch is not None:
+                if final or now - conn.head_ts >= self._wait_ns:
+                    batch = self._reasm.finish(conn)
+                    if batch is not None:
+                        self._request(conn, batch, conn.key[0])
+                while conn.pending and (final or now - conn.pending[0][2] >= self._wait_ns):
+                    self._settle(conn.pending.popleft(), 0, "", b"")
+
+        def ready(seen: Seen) -> bool:
+            return (final or seen.ident is None or now - seen.first_ns >= self._grace_ns
+                    or self.attributor.known(seen.ident))
+
+        return [self._proto(seen) for seen in self._calls.take(ready)]
+
+    def _proto(self, seen: Seen) -> report_pb2.ObservedCall:
+        c = seen.call
+        return report_pb2.ObservedCall(
+            caller=self.attributor.caller(seen.ident), service=c.service, account=c.account, host=c.host,
+            method=c.method, path=c.path, query=c.query, headers=c.headers, status=c.status,
+            error_code=c.error_code, count=seen.count,
+            first_seen_unix_ms=(seen.first_ns + self._unix_offset_ns) // 1_000_000,
+            last_seen_unix_ms=(seen.last_ns + self._unix_offset_ns) // 1_000_000)
+
+    def stats(self) -> dict[str, int]:
+        """Sizes of the bounded state (tests and benchmarks)."""
+        return {"connections": len(self._reasm), "buffered_bytes": self._reasm.buffered_bytes,
+                "distinct_calls": len(self._calls)}
+
+
+def _batch_results(data: bytes) -> list[tuple[int, str]]:
+    """Per-sub-request (status, x-ms-error-code) from a batch response's captured body."""
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return []
+    found = list(_SUB_STATUS.finditer(data, head_end))
+    results = []
+    for i, m in enumerate(found):
+        end = found[i + 1].start() if i + 1 < len(found) else len(data)
+        err = _SUB_ERROR.search(data, m.end(), end)
+        results.append((int(m.group(1)), err.group(1).decode() if err else ""))
+    return results
