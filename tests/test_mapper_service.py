@@ -110,7 +110,7 @@ def test_malformed_reports_are_refused_naming_the_problem(tmp_path, bad, message
 
 
 def test_oversized_reports_are_refused(tmp_path):
-    with running_mapper(tmp_path, max_calls=10, max_message=64 * 1024) as m:
+    with running_mapper(tmp_path, max_calls=10, max_message=16 * 1024) as m:
         with pytest.raises(grpc.RpcError) as too_many:
             m.report([call(count=1) for _ in range(11)])
         with pytest.raises(grpc.RpcError) as too_big:
