@@ -388,6 +388,9 @@ class ArmError(Exception):
         if isinstance(exc, ArmError):
             return exc
         prefix = f"{doing}: " if doing else ""
+        if isinstance(exc, HttpResponseError) and exc.status_code is None:
+            # e.g. ClientAuthenticationError when the token endpoint could not be reached
+            return cls(0, "ArmUnreachable", prefix + f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
         if isinstance(exc, HttpResponseError):
             status = exc.status_code or 0
             code = getattr(exc.error, "code", None) or (exc.reason or "HttpError").replace(" ", "")
