@@ -20,24 +20,23 @@ def make_app(ctx: Ctx, calls_log) -> web.Application:  # noqa: ANN001 - CallLog,
     """Build the application serving Entra ID and ARM for ``ctx``."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        principal: list[str | None] = [None]
-        status, code = 0, None
+        seen: dict[str, str | None] = {"principal": None, "error_code": None}
+        status = 0
         try:
-            response = await _answer(ctx, request, principal)
+            response = await _answer(ctx, request, seen)
             status = response.status
-            code = request.get("arm_error_code")
             return response
-        except ConnectionResetError:
-            raise
         finally:
-            calls_log.add(Call(request.method, request.path, dict(request.query), status, now(), principal[0], code))
+            calls_log.add(Call(request.method, request.path, dict(request.query), status, now(), seen["principal"],
+                               seen["error_code"]))
 
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
 
 
-async def _answer(ctx: Ctx, request: web.Request, principal: list[str | None]) -> web.StreamResponse:
+async def _answer(ctx: Ctx, request: web.Request, seen: dict[str, str | None]) -> web.StreamResponse:
+    """The response to one request; fills ``seen`` with the caller and the ARM error code for the record."""
     faults = ctx.faults
     if faults.unreachable:
         if request.transport is not None:
@@ -58,12 +57,12 @@ async def _answer(ctx: Ctx, request: web.Request, principal: list[str | None]) -
         if "api-version" not in request.query:
             raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is "
                            "required for all requests.")
-        principal[0] = _authenticate(ctx, request)
-        _throttle(ctx, request, segs, principal[0])
-        response = await _route(ctx, request, segs, principal[0])
+        seen["principal"] = _authenticate(ctx, request)
+        _throttle(ctx, request, segs, seen["principal"])
+        response = await _route(ctx, request, segs, seen["principal"])
     except ArmError as e:
         response = e.response()
-        request["arm_error_code"] = e.code
+        seen["error_code"] = e.code
     response.headers.setdefault("x-ms-request-id", _rid())
     return response
 

@@ -79,7 +79,7 @@ async def _role_definitions(ctx: Ctx, request: web.Request, scope: str, guid: st
     with ctx.state.lock:
         need_scope(ctx, scope)
         body, created = _put_definition(ctx, scope, guid, payload)
-    return json_response(body, 201 if created else 200)
+    return json_response(body, 201)  # ARM answers 201 to every roleDefinitions PUT (create or update)
 
 
 def _put_definition(ctx: Ctx, scope: str, guid: str, payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:

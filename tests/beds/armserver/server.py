@@ -123,6 +123,10 @@ class ArmServer:
         p.write_text(self.service_account_token(namespace, service_account))
         return p
 
+    def fic_writes_in_flight(self) -> int:
+        """How many federated-credential writes are holding their identity right now."""
+        return len(self._ctx.fic_inflight)
+
     # -- seeding -----------------------------------------------------------------------------
     def add_subscription(self, subscription_id: str | None = None, display_name: str = "Clearance test",
                          resource_group: str | None = None) -> str:
