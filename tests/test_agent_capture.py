@@ -38,7 +38,7 @@ def test_libraries_are_reached_through_map_files_once_per_file() -> None:
         "5500-5600 r--p 00000000 fd:01 11 /usr/bin/python3.11",
         "7f00-7f10 r--p 00000000 fd:01 99 /usr/lib/x86_64-linux-gnu/libssl.so.3",
         "7f10-7f20 r-xp 00010000 fd:01 99 /usr/lib/x86_64-linux-gnu/libssl.so.3",
-        "7f30-7f40 r-xp 00000000 00:2a 77 /usr/local/bin/node (deleted)",
+        "00007f30-00007f40 r-xp 00000000 00:2a 77 /usr/local/bin/node (deleted)",
         "7f50-7f60 rw-p 00000000 00:00 0 ",
         "7ffd-7ffe rw-p 00000000 00:00 0 [stack]",
         "garbage",

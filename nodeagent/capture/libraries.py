@@ -35,7 +35,8 @@ class Mapping:
 
     def open_path(self, proc: Path = Path("/proc")) -> str:
         """The kernel-resolved path of the mapped file."""
-        return str(proc / str(self.pid) / "map_files" / f"{self.start}-{self.end}")
+        # map_files names are unpadded hex, maps lines are zero-padded.
+        return str(proc / str(self.pid) / "map_files" / f"{int(self.start, 16):x}-{int(self.end, 16):x}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from clearance.nodeagent.events import TlsEvent
 
 from . import layout
+from .elf_symbols import ElfError, function_offsets
 from .libraries import TlsLibrary, scan
 
 log = logging.getLogger("clearance.nodeagent.capture")
@@ -166,32 +168,38 @@ class Capture:
         self._unusable &= set(seen)
 
     def _attach(self, lib: TlsLibrary) -> None:
+        from bcc import BPF, lib as libbcc
+
         att = Attachment(lib)
-        b = self._bpf
-        for sym, fn, on_return, required in PROBES:
-            try:
-                if on_return:
-                    b.attach_uretprobe(name=lib.open_path, sym=sym, fn_name=fn)
-                else:
-                    b.attach_uprobe(name=lib.open_path, sym=sym, fn_name=fn)
-            except Exception as e:  # noqa: BLE001 - bcc raises bare Exception for a missing symbol
-                if required:
-                    log.debug("not a usable TLS library", extra={"path": lib.pathname, "error": str(e)})
-                    break
-                continue
-            # bcc keys fds by probe name (basename+offset), which collides across files, and its own
-            # detach needs tracefs: own the fds instead.
-            for table in (b.uprobe_fds,):
-                for name in list(table):
-                    att.fds.append(table.pop(name))
-            att.symbols.append(("ret:" if on_return else "") + sym)
-        else:
-            self._attached[lib.key] = att
-            log.info("attached", extra={"path": lib.pathname, "kind": lib.kind, "pid": lib.pid,
-                                        "symbols": len(att.symbols)})
+        try:
+            with open(lib.open_path, "rb") as f:
+                offsets = function_offsets(f, {p[0] for p in PROBES})
+        except (OSError, ElfError) as e:
+            log.debug("cannot read library", extra={"path": lib.pathname, "error": str(e)})
+            self._unusable.add(lib.key)
             return
-        self._close_fds(att.fds)
-        self._unusable.add(lib.key)
+        if not all(sym in offsets for sym, _fn, _ret, required in PROBES if required):
+            self._unusable.add(lib.key)
+            return
+        tag = re.sub(r"[^A-Za-z0-9_]", "_", f"{lib.key[0]}_{lib.key[1]}")
+        for sym, fn, on_return, _required in PROBES:
+            if sym not in offsets:
+                continue
+            prog = self._bpf.load_func(fn, BPF.KPROBE)
+            ev_name = f"{'r' if on_return else 'p'}_clr_{tag}_{offsets[sym]:x}".encode()
+            fd = libbcc.bpf_attach_uprobe(prog.fd, 1 if on_return else 0, ev_name, lib.open_path.encode(),
+                                          offsets[sym], -1)
+            if fd < 0:
+                log.warning("uprobe attach failed", extra={"path": lib.pathname, "symbol": sym})
+                continue
+            att.fds.append(fd)
+            att.symbols.append(("ret:" if on_return else "") + sym)
+        if not att.fds:
+            self._unusable.add(lib.key)
+            return
+        self._attached[lib.key] = att
+        log.info("attached", extra={"path": lib.pathname, "kind": lib.kind, "pid": lib.pid,
+                                    "symbols": len(att.symbols)})
 
     def _detach(self, key: tuple[str, int]) -> None:
         att = self._attached.pop(key)
