@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from clearance.v1.report_pb2 import ObservedCall
 
-from .matcher import CATALOG, classify_parts
-from .model import Classification, Grant
+from .matcher import CATALOG, classify_parts, explain_parts
+from .model import Classification, Grant, Row
 
-__all__ = ["CATALOG", "Classification", "Grant", "classify", "signature"]
+__all__ = ["CATALOG", "Classification", "Grant", "Row", "classify", "explain", "signature"]
 
 
 def signature(call: ObservedCall) -> tuple:
@@ -24,3 +24,8 @@ def signature(call: ObservedCall) -> tuple:
 def classify(call: ObservedCall) -> Classification:
     """Classify one observed call. Never raises on odd input; unknown calls say so."""
     return classify_parts(*signature(call))
+
+
+def explain(call: ObservedCall) -> Row | None:
+    """The catalog row that decides ``classify(call)`` (``None`` for ARM and unknown calls)."""
+    return explain_parts(*signature(call)[:-1])

@@ -107,38 +107,48 @@ def _classify_cached(service: str, account: str, host: str, method: str, path: s
     h = {k.lower(): v for k, v in headers}
     method = (h.get("x-http-method") or method).upper()
     service = (service or service_from_host(host)).lower()
-    op, grants = _operation(service, account, host, method, path, q, h, status)
+    _row, op, grants = _resolve(service, account, host, method, path, q, h, status)
     if op is None:
         return UNKNOWN_DENIED if denied else UNKNOWN
     return Classification(operation=op, grants=grants, unknown=False, denied=denied)
 
 
-def _operation(service: str, account: str, host: str, method: str, path: str,
-               q: dict[str, str], h: dict[str, str], status: int) -> tuple[str | None, tuple[Grant, ...]]:
+def explain_parts(service: str, account: str, host: str, method: str, path: str,
+                  query: Query, headers: Query, status: int) -> Row | None:
+    """The catalog row a call matches (``None`` for ARM and unknown calls); for tests and tools."""
+    q = {k.lower(): v for k, v in query}
+    h = {k.lower(): v for k, v in headers}
+    method = (h.get("x-http-method") or method).upper()
+    service = (service or service_from_host(host)).lower()
+    return _resolve(service, account, host, method, path, q, h, status)[0]
+
+
+def _resolve(service: str, account: str, host: str, method: str, path: str, q: dict[str, str],
+             h: dict[str, str], status: int) -> tuple[Row | None, str | None, tuple[Grant, ...]]:
     if service == "arm":
         arm = classify_arm(method, path, status)
         if arm is None:
-            return None, ()
-        return f"arm:{arm.action}", (Grant(arm.scope, frozenset({arm.action}), frozenset()),)
+            return None, None, ()
+        return None, f"arm:{arm.action}", (Grant(arm.scope, frozenset({arm.action}), frozenset()),)
     account = account or account_from_host(host)
     parts = segments(path, account, host)
     if service == "vault":
         hit = CATALOG.match_vault(method, parts)
         if hit is None:
-            return None, ()
+            return None, None, ()
         row, kind, name = hit
         scope = vault_scope(row.scope, account, kind, name)
-        return (None, ()) if scope is None else (row.operation, _grants(row, scope, h, account))
-    if service not in STORAGE_SERVICES:
-        return None, ()
-    where = locate(service, parts)
-    if where is None:
-        return None, ()
-    row = CATALOG.match_storage(service, method, where.level, q, h)
-    if row is None:
-        return None, ()
-    scope = storage_scope(row.scope, account, where.name)
-    return (None, ()) if scope is None else (row.operation, _grants(row, scope, h, account))
+    elif service in STORAGE_SERVICES:
+        where = locate(service, parts)
+        row = None if where is None else CATALOG.match_storage(service, method, where.level, q, h)
+        if row is None or where is None:
+            return None, None, ()
+        scope = storage_scope(row.scope, account, where.name)
+    else:
+        return None, None, ()
+    if scope is None:
+        return row, None, ()
+    return row, row.operation, _grants(row, scope, h, account)
 
 
 def _grants(row: Row, scope: str, headers: Mapping[str, str], account: str) -> tuple[Grant, ...]:

@@ -1,0 +1,316 @@
+"""One case per catalog row: the expected operation, permissions and scope, written by hand
+from ../shared/reference/azure-permissions.md (not derived from the catalog's data)."""
+from __future__ import annotations
+
+import pytest
+
+from catalog_expect import (ACCT, CERT, CONT, KEY, P, QUEUE, R, SECRET, SHARE, SHARE_ARM, TABLE,
+                            VAULT, W, G, call)
+from clearance.mapper.catalog import CATALOG, classify, explain
+
+BS = "blobServices/"
+BC = "blobServices/containers/"
+BB = "blobServices/containers/blobs/"
+QS = "queueServices/"
+QM = "queueServices/queues/messages/"
+TS = "tableServices/"
+TE = "tableServices/tables/entities/"
+FS = "fileServices/"
+SRC = "https://acct.blob.core.windows.net/src"
+SRC_SCOPE = "/providers/Microsoft.Storage/storageAccounts/acct/blobServices/default/containers/src"
+SRC_READ = G(SRC_SCOPE, d=[BB + "read"])
+FSRC = "https://acct.file.core.windows.net/src"
+FSRC_READ = G("/providers/Microsoft.Storage/storageAccounts/acct/fileServices/default/fileshares/src", d=R)
+
+# methods, service, path, query, headers, operation, grants
+CASES = [
+    # Blob, service level (§1.1)
+    ("GET", "blob", "/", "comp=list", "", "blob:ListContainers", [G(ACCT, a=[BC + "read"])]),
+    ("GET", "blob", "/", "restype=service&comp=properties", "", "blob:GetBlobServiceProperties", [G(ACCT, a=[BS + "read"])]),
+    ("PUT", "blob", "/", "restype=service&comp=properties", "", "blob:SetBlobServiceProperties", [G(ACCT, a=[BS + "write"])]),
+    ("GET", "blob", "/", "restype=service&comp=stats", "", "blob:GetBlobServiceStats", [G(ACCT, a=[BS + "read"])]),
+    ("OPTIONS", "blob", "/", "", "", "blob:BlobPreflightRequest", []),
+    ("OPTIONS", "blob", "/c1", "", "", "blob:BlobPreflightRequest", []),
+    ("OPTIONS", "blob", "/c1/{name}", "", "", "blob:BlobPreflightRequest", []),
+    ("GET,HEAD", "blob", "/", "restype=account&comp=properties", "", "blob:GetAccountInformation", [G(ACCT, a=[BS + "getInfo/action"])]),
+    ("POST", "blob", "/", "restype=service&comp=userdelegationkey", "", "blob:GetUserDelegationKey", [G(ACCT, a=[BS + "generateUserDelegationKey/action"])]),
+    ("GET", "blob", "/", "comp=blobs", "", "blob:FindBlobsByTags", [G(ACCT, d=[BB + "filter/action"])]),
+    ("POST", "blob", "/", "comp=batch", "", "blob:BlobBatch", [G(ACCT, a=[BC + "write"])]),
+    # Blob, container level (§1.2)
+    ("PUT", "blob", "/c1", "restype=container", "", "blob:CreateContainer", [G(ACCT, a=[BC + "write"])]),
+    ("GET,HEAD", "blob", "/c1", "restype=container", "", "blob:GetContainerProperties", [G(CONT, a=[BC + "read"])]),
+    ("GET,HEAD", "blob", "/c1", "restype=container&comp=metadata", "", "blob:GetContainerMetadata", [G(CONT, a=[BC + "read"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=metadata", "", "blob:SetContainerMetadata", [G(CONT, a=[BC + "write"])]),
+    ("GET,HEAD", "blob", "/c1", "restype=container&comp=acl", "", "blob:GetContainerACL", [G(CONT, a=[BC + "getAcl/action"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=acl", "", "blob:SetContainerACL", [G(CONT, a=[BC + "setAcl/action"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=lease", "", "blob:LeaseContainer", [G(CONT, a=[BC + "write"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=lease", "x-ms-lease-action=acquire", "blob:AcquireContainerLease", [G(CONT, a=[BC + "write"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=lease", "x-ms-lease-action=renew", "blob:RenewContainerLease", [G(CONT, a=[BC + "write"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=lease", "x-ms-lease-action=change", "blob:ChangeContainerLease", [G(CONT, a=[BC + "write"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=lease", "x-ms-lease-action=release", "blob:ReleaseContainerLease", [G(CONT, a=[BC + "write"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=lease", "x-ms-lease-action=break", "blob:BreakContainerLease", [G(CONT, a=[BC + "write"])]),
+    ("DELETE", "blob", "/c1", "restype=container", "", "blob:DeleteContainer", [G(CONT, a=[BC + "delete"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=undelete", "", "blob:RestoreContainer", [G(ACCT, a=[BC + "write"])]),
+    ("GET", "blob", "/c1", "restype=container&comp=list", "", "blob:ListBlobs", [G(CONT, d=[BB + "read"])]),
+    ("GET", "blob", "/c1", "restype=container&comp=blobs", "", "blob:FindBlobsByTags", [G(CONT, d=[BB + "filter/action"])]),
+    ("POST", "blob", "/c1", "restype=container&comp=batch", "", "blob:BlobBatch", [G(CONT, a=[BC + "write"])]),
+    ("PUT", "blob", "/c1", "restype=container&comp=rename", "", "blob:RenameContainer", [G(ACCT, a=[BC + "write"])]),
+    ("GET,HEAD", "blob", "/c1", "restype=account&comp=properties", "", "blob:GetAccountInformation", [G(CONT, a=[BS + "getInfo/action"])]),
+    # Blob, blob level (§1.3)
+    ("PUT", "blob", "/c1/{name}", "", "x-ms-blob-type=BlockBlob", "blob:PutBlob", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "", "x-ms-blob-type=BlockBlob&if-none-match=*", "blob:PutBlob", [G(CONT, d=[BB + "add/action"])]),
+    ("PUT", "blob", "/c1/{name}", "", "x-ms-blob-type=PageBlob&x-ms-blob-content-length=512", "blob:PutBlob", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "", "x-ms-blob-type=PageBlob&if-none-match=*", "blob:PutBlob", [G(CONT, d=[BB + "add/action"])]),
+    ("PUT", "blob", "/c1/{name}", "", "x-ms-blob-type=AppendBlob", "blob:PutBlob", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "", "x-ms-blob-type=AppendBlob&if-none-match=*", "blob:PutBlob", [G(CONT, d=[BB + "add/action"])]),
+    ("PUT", "blob", "/c1/{name}", "", f"x-ms-blob-type=BlockBlob&x-ms-copy-source={SRC}", "blob:PutBlobFromURL", [G(CONT, d=[BB + "write"]), SRC_READ]),
+    ("PUT", "blob", "/c1/{name}", "", f"x-ms-blob-type=BlockBlob&x-ms-copy-source={SRC}&if-none-match=*", "blob:PutBlobFromURL", [G(CONT, d=[BB + "add/action"]), SRC_READ]),
+    ("GET", "blob", "/c1/{name}", "", "", "blob:GetBlob", [G(CONT, d=[BB + "read"])]),
+    ("HEAD", "blob", "/c1/{name}", "", "", "blob:GetBlobProperties", [G(CONT, d=[BB + "read"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=properties", "", "blob:SetBlobProperties", [G(CONT, d=[BB + "write"])]),
+    ("GET,HEAD", "blob", "/c1/{name}", "comp=metadata", "", "blob:GetBlobMetadata", [G(CONT, d=[BB + "read"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=metadata", "", "blob:SetBlobMetadata", [G(CONT, d=[BB + "write"])]),
+    ("GET", "blob", "/c1/{name}", "comp=tags", "", "blob:GetBlobTags", [G(CONT, d=[BB + "tags/read"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=tags", "", "blob:SetBlobTags", [G(CONT, d=[BB + "tags/write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=lease", "", "blob:LeaseBlob", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=lease", "x-ms-lease-action=acquire", "blob:AcquireBlobLease", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=lease", "x-ms-lease-action=renew", "blob:RenewBlobLease", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=lease", "x-ms-lease-action=change", "blob:ChangeBlobLease", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=lease", "x-ms-lease-action=release", "blob:ReleaseBlobLease", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=lease", "x-ms-lease-action=break", "blob:BreakBlobLease", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=snapshot", "", "blob:SnapshotBlob", [G(CONT, d=[BB + "add/action"])]),
+    ("PUT", "blob", "/c1/{name}", "", f"x-ms-copy-source={SRC}", "blob:CopyBlob", [G(CONT, d=[BB + "write"]), SRC_READ]),
+    ("PUT", "blob", "/c1/{name}", "", f"x-ms-copy-source={SRC}&if-none-match=*", "blob:CopyBlob", [G(CONT, d=[BB + "add/action"]), SRC_READ]),
+    ("PUT", "blob", "/c1/{name}", "", f"x-ms-copy-source={SRC}&x-ms-requires-sync=true", "blob:CopyBlobFromURL", [G(CONT, d=[BB + "write"]), SRC_READ]),
+    ("PUT", "blob", "/c1/{name}", "", f"x-ms-copy-source={SRC}&x-ms-requires-sync=true&if-none-match=*", "blob:CopyBlobFromURL", [G(CONT, d=[BB + "add/action"]), SRC_READ]),
+    ("PUT", "blob", "/c1/{name}", "comp=copy", "", "blob:AbortCopyBlob", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=copy", "x-ms-copy-action=abort", "blob:AbortCopyBlob", [G(CONT, d=[BB + "write"])]),
+    ("DELETE", "blob", "/c1/{name}", "", "", "blob:DeleteBlob", [G(CONT, d=[BB + "delete"])]),
+    ("DELETE", "blob", "/c1/{name}", "versionid=*", "", "blob:DeleteBlobVersion", [G(CONT, d=[BB + "deleteBlobVersion/action"])]),
+    ("DELETE", "blob", "/c1/{name}", "deletetype=permanent&versionid=*", "", "blob:PermanentDeleteBlob", [G(CONT, d=[BB + "permanentDelete/action"])]),
+    ("DELETE", "blob", "/c1/{name}", "deletetype=permanent&snapshot=*", "", "blob:PermanentDeleteBlob", [G(CONT, d=[BB + "permanentDelete/action"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=undelete", "", "blob:UndeleteBlob", [G(CONT, a=[BC + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=tier", "x-ms-access-tier=Cool", "blob:SetBlobTier", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=expiry", "", "blob:SetBlobExpiry", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=immutabilityPolicies", "", "blob:SetBlobImmutabilityPolicy", [G(CONT, d=[BB + "immutableStorage/runAsSuperUser/action"])]),
+    ("DELETE", "blob", "/c1/{name}", "comp=immutabilityPolicies", "", "blob:DeleteBlobImmutabilityPolicy", [G(CONT, d=[BB + "immutableStorage/runAsSuperUser/action"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=legalhold", "", "blob:SetBlobLegalHold", [G(CONT, d=[BB + "immutableStorage/runAsSuperUser/action"])]),
+    ("POST", "blob", "/c1/{name}", "comp=query", "", "blob:QueryBlobContents", [G(CONT, d=[BB + "read"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=block", "", "blob:PutBlock", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=block", f"x-ms-copy-source={SRC}", "blob:PutBlockFromURL", [G(CONT, d=[BB + "write"]), SRC_READ]),
+    ("PUT", "blob", "/c1/{name}", "comp=blocklist", "", "blob:PutBlockList", [G(CONT, d=[BB + "write"])]),
+    ("GET", "blob", "/c1/{name}", "comp=blocklist", "", "blob:GetBlockList", [G(CONT, d=[BB + "read"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=page", "x-ms-page-write=update", "blob:PutPage", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=page", f"x-ms-page-write=update&x-ms-copy-source={SRC}", "blob:PutPageFromURL", [G(CONT, d=[BB + "write"]), SRC_READ]),
+    ("GET", "blob", "/c1/{name}", "comp=pagelist", "", "blob:GetPageRanges", [G(CONT, d=[BB + "read"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=incrementalcopy", f"x-ms-copy-source={SRC}", "blob:IncrementalCopyBlob", [G(CONT, d=[BB + "write"]), SRC_READ]),
+    ("PUT", "blob", "/c1/{name}", "comp=appendblock", "", "blob:AppendBlock", [G(CONT, d=[BB + "add/action"])]),
+    ("PUT", "blob", "/c1/{name}", "comp=appendblock", f"x-ms-copy-source={SRC}", "blob:AppendBlockThroughCopy", [G(CONT, d=[BB + "add/action"]), SRC_READ]),
+    ("PUT", "blob", "/c1/{name}", "comp=seal", "", "blob:SealBlob", [G(CONT, d=[BB + "write"])]),
+    ("GET,HEAD", "blob", "/c1/{name}", "restype=account&comp=properties", "", "blob:GetAccountInformation", [G(CONT, a=[BS + "getInfo/action"])]),
+    # Data Lake (§2.4): filesystem scope is the container scope
+    ("GET", "dfs", "/", "resource=account", "", "dfs:ListFilesystems", [G(ACCT, a=[BC + "read"])]),
+    ("OPTIONS", "dfs", "/c1/{name}", "", "", "dfs:PreflightRequest", []),
+    ("PUT", "dfs", "/c1", "resource=filesystem", "", "dfs:CreateFilesystem", [G(ACCT, a=[BC + "write"])]),
+    ("HEAD", "dfs", "/c1", "resource=filesystem", "", "dfs:GetFilesystemProperties", [G(CONT, a=[BC + "read"])]),
+    ("PATCH", "dfs", "/c1", "resource=filesystem", "", "dfs:SetFilesystemProperties", [G(CONT, a=[BC + "write"])]),
+    ("DELETE", "dfs", "/c1", "resource=filesystem", "", "dfs:DeleteFilesystem", [G(CONT, a=[BC + "delete"])]),
+    ("GET", "dfs", "/c1", "resource=filesystem", "", "dfs:ListPaths", [G(CONT, d=[BB + "read"])]),
+    ("PUT", "dfs", "/c1/{name}", "resource=file", "", "dfs:CreatePathFile", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "dfs", "/c1/{name}", "resource=file", "if-none-match=*", "dfs:CreatePathFile", [G(CONT, d=[BB + "add/action"])]),
+    ("PUT", "dfs", "/c1/{name}", "resource=directory", "", "dfs:CreatePathDir", [G(CONT, d=[BB + "write"])]),
+    ("PUT", "dfs", "/c1/{name}", "resource=directory", "if-none-match=*", "dfs:CreatePathDir", [G(CONT, d=[BB + "add/action"])]),
+    ("PUT", "dfs", "/c1/{name}", "", "x-ms-rename-source=/c1/{name}", "dfs:RenamePath", [G(CONT, d=[BB + "move/action"])]),
+    ("PATCH", "dfs", "/c1/{name}", "action=append", "", "dfs:AppendFile", [G(CONT, d=[BB + "write"])]),
+    ("PATCH", "dfs", "/c1/{name}", "action=flush", "", "dfs:FlushFile", [G(CONT, d=[BB + "write"])]),
+    ("PATCH", "dfs", "/c1/{name}", "action=setProperties", "", "dfs:SetFileProperties", [G(CONT, d=[BB + "write"])]),
+    ("PATCH", "dfs", "/c1/{name}", "action=setAccessControl", "x-ms-acl=*", "dfs:SetPathAccessControl", [G(CONT, d=[BB + "modifyPermissions/action"])]),
+    ("PATCH", "dfs", "/c1/{name}", "action=setAccessControl", "x-ms-owner=*", "dfs:SetPathAccessControl", [G(CONT, d=[BB + "manageOwnership/action"])]),
+    ("PATCH", "dfs", "/c1/{name}", "action=setAccessControl", "x-ms-group=*&x-ms-permissions=*", "dfs:SetPathAccessControl", [G(CONT, d=[BB + "manageOwnership/action", BB + "modifyPermissions/action"])]),
+    ("PATCH", "dfs", "/c1/{name}", "action=setAccessControlRecursive", "", "dfs:SetPathAccessControlRecursive", [G(CONT, d=[BB + "modifyPermissions/action"])]),
+    ("HEAD", "dfs", "/c1/{name}", "", "", "dfs:GetPathProperties", [G(CONT, d=[BB + "read"])]),
+    ("HEAD", "dfs", "/c1/{name}", "action=getStatus", "", "dfs:GetPathStatus", [G(CONT, d=[BB + "read"])]),
+    ("HEAD", "dfs", "/c1/{name}", "action=getAccessControl", "", "dfs:GetPathAccessControl", [G(CONT, d=[BB + "read"])]),
+    ("GET", "dfs", "/c1/{name}", "", "", "dfs:ReadFile", [G(CONT, d=[BB + "read"])]),
+    ("DELETE", "dfs", "/c1/{name}", "", "", "dfs:DeletePath", [G(CONT, d=[BB + "delete"])]),
+    ("POST", "dfs", "/c1/{name}", "", "x-ms-lease-action=acquire", "dfs:LeasePath", [G(CONT, d=[BB + "write"])]),
+    # Queue (§2.1)
+    ("GET", "queue", "/", "comp=list", "", "queue:ListQueues", [G(ACCT, a=[QS + "queues/read"])]),
+    ("GET", "queue", "/", "restype=service&comp=properties", "", "queue:GetQueueServiceProperties", [G(ACCT, a=[QS + "read"])]),
+    ("PUT", "queue", "/", "restype=service&comp=properties", "", "queue:SetQueueServiceProperties", [G(ACCT, a=[QS + "read"])]),
+    ("GET", "queue", "/", "restype=service&comp=stats", "", "queue:GetQueueServiceStats", [G(ACCT, a=[QS + "read"])]),
+    ("POST", "queue", "/", "restype=service&comp=userdelegationkey", "", "queue:GetUserDelegationKey", [G(ACCT, a=[QS + "generateUserDelegationKey/action"])]),
+    ("OPTIONS", "queue", "/q1/messages", "", "", "queue:QueuePreflightRequest", []),
+    ("PUT", "queue", "/q1", "", "", "queue:CreateQueue", [G(ACCT, a=[QS + "queues/write"])]),
+    ("DELETE", "queue", "/q1", "", "", "queue:DeleteQueue", [G(QUEUE, a=[QS + "queues/delete"])]),
+    ("GET,HEAD", "queue", "/q1", "comp=metadata", "", "queue:GetQueueMetadata", [G(QUEUE, a=[QS + "queues/read"])]),
+    ("PUT", "queue", "/q1", "comp=metadata", "", "queue:SetQueueMetadata", [G(QUEUE, a=[QS + "queues/write"])]),
+    ("GET,HEAD", "queue", "/q1", "comp=acl", "", "queue:GetQueueACL", [G(QUEUE, a=[QS + "queues/getAcl/action"])]),
+    ("PUT", "queue", "/q1", "comp=acl", "", "queue:SetQueueACL", [G(QUEUE, a=[QS + "queues/setAcl/action"])]),
+    ("POST", "queue", "/q1/messages", "", "", "queue:PutMessage", [G(QUEUE, d=[QM + "add/action"])]),
+    ("GET", "queue", "/q1/messages", "", "", "queue:GetMessages", [G(QUEUE, d=[QM + "process/action"])]),
+    ("GET", "queue", "/q1/messages", "peekonly=true", "", "queue:PeekMessages", [G(QUEUE, d=[QM + "read"])]),
+    ("DELETE", "queue", "/q1/messages", "", "", "queue:ClearMessages", [G(QUEUE, d=[QM + "delete"])]),
+    ("PUT", "queue", "/q1/messages/{name}", "", "", "queue:UpdateMessage", [G(QUEUE, d=[QM + "write"])]),
+    ("DELETE", "queue", "/q1/messages/{name}", "", "", "queue:DeleteMessage", [G(QUEUE, d=[QM + "process/action"])]),
+    # Table (§2.2)
+    ("GET", "table", "/", "restype=service&comp=properties", "", "table:GetTableServiceProperties", [G(ACCT, a=[TS + "read"])]),
+    ("PUT", "table", "/", "restype=service&comp=properties", "", "table:SetTableServiceProperties", [G(ACCT, a=[TS + "write"])]),
+    ("GET", "table", "/", "restype=service&comp=stats", "", "table:GetTableServiceStats", [G(ACCT, a=[TS + "read"])]),
+    ("POST", "table", "/", "restype=service&comp=userdelegationkey", "", "table:GetUserDelegationKey", [G(ACCT, a=[TS + "generateUserDelegationKey/action"])]),
+    ("OPTIONS", "table", "/Tables", "", "", "table:TablePreflightRequest", []),
+    ("GET", "table", "/Tables", "", "", "table:QueryTables", [G(ACCT, a=[TS + "tables/read"])]),
+    ("POST", "table", "/Tables", "", "", "table:CreateTable", [G(ACCT, a=[TS + "tables/write"])]),
+    ("GET", "table", "/Tables('t1')", "", "", "table:QueryTables", [G(TABLE, a=[TS + "tables/read"])]),
+    ("DELETE", "table", "/Tables('t1')", "", "", "table:DeleteTable", [G(TABLE, a=[TS + "tables/delete"])]),
+    ("GET,HEAD", "table", "/t1", "comp=acl", "", "table:GetTableACL", [G(TABLE, a=[TS + "tables/getAcl/action"])]),
+    ("PUT", "table", "/t1", "comp=acl", "", "table:SetTableACL", [G(TABLE, a=[TS + "tables/setAcl/action"])]),
+    ("GET", "table", "/t1()", "", "", "table:QueryEntities", [G(TABLE, d=[TE + "read"])]),
+    ("GET", "table", "/t1(PartitionKey='{key}',RowKey='{key}')", "", "", "table:QueryEntities", [G(TABLE, d=[TE + "read"])]),
+    ("POST", "table", "/t1", "", "", "table:InsertEntity", [G(TABLE, d=[TE + "add/action"])]),
+    ("PUT", "table", "/t1(PartitionKey='{key}',RowKey='{key}')", "", "if-match=*", "table:UpdateEntity", [G(TABLE, d=[TE + "update/action"])]),
+    ("PUT", "table", "/t1(PartitionKey='{key}',RowKey='{key}')", "", "", "table:InsertOrReplaceEntity", [G(TABLE, d=[TE + "add/action", TE + "update/action"])]),
+    ("MERGE,PATCH", "table", "/t1(PartitionKey='{key}',RowKey='{key}')", "", "if-match=*", "table:MergeEntity", [G(TABLE, d=[TE + "update/action"])]),
+    ("MERGE,PATCH", "table", "/t1(PartitionKey='{key}',RowKey='{key}')", "", "", "table:InsertOrMergeEntity", [G(TABLE, d=[TE + "add/action", TE + "update/action"])]),
+    ("DELETE", "table", "/t1(PartitionKey='{key}',RowKey='{key}')", "", "if-match=*", "table:DeleteEntity", [G(TABLE, d=[TE + "delete"])]),
+    ("POST", "table", "/$batch", "", "", "table:EntityGroupTransaction", []),
+    # Files (§2.3)
+    ("GET", "file", "/", "restype=service&comp=properties", "", "file:GetFileServiceProperties", [G(ACCT, a=[FS + "read"])]),
+    ("PUT", "file", "/", "restype=service&comp=properties", "", "file:SetFileServiceProperties", [G(ACCT, a=[FS + "write"])]),
+    ("GET", "file", "/", "comp=list", "", "file:ListShares", [G(ACCT, a=[FS + "shares/read"])]),
+    ("POST", "file", "/", "restype=service&comp=userdelegationkey", "", "file:GetUserDelegationKey", [G(ACCT, a=[FS + "generateUserDelegationKey/action"])]),
+    ("OPTIONS", "file", "/s1/{name}", "", "", "file:FilePreflightRequest", []),
+    ("PUT", "file", "/s1", "restype=share", "", "file:CreateShare", [G(ACCT, a=[FS + "shares/write"])]),
+    ("PUT", "file", "/s1", "restype=share&comp=snapshot", "", "file:SnapshotShare", [G(SHARE_ARM, a=[FS + "shares/write"])]),
+    ("GET,HEAD", "file", "/s1", "restype=share", "", "file:GetShareProperties", [G(SHARE_ARM, a=[FS + "shares/read"])]),
+    ("PUT", "file", "/s1", "restype=share&comp=properties", "", "file:SetShareProperties", [G(SHARE_ARM, a=[FS + "shares/write"])]),
+    ("GET,HEAD", "file", "/s1", "restype=share&comp=metadata", "", "file:GetShareMetadata", [G(SHARE_ARM, a=[FS + "shares/read"])]),
+    ("PUT", "file", "/s1", "restype=share&comp=metadata", "", "file:SetShareMetadata", [G(SHARE_ARM, a=[FS + "shares/write"])]),
+    ("GET,HEAD", "file", "/s1", "restype=share&comp=acl", "", "file:GetShareACL", [G(SHARE_ARM, a=[FS + "shares/read"])]),
+    ("PUT", "file", "/s1", "restype=share&comp=acl", "", "file:SetShareACL", [G(SHARE_ARM, a=[FS + "shares/write"])]),
+    ("GET", "file", "/s1", "restype=share&comp=stats", "", "file:GetShareStats", [G(SHARE_ARM, a=[FS + "shares/read"])]),
+    ("DELETE", "file", "/s1", "restype=share", "", "file:DeleteShare", [G(SHARE_ARM, a=[FS + "shares/delete"])]),
+    ("PUT", "file", "/s1", "restype=share&comp=undelete", "", "file:RestoreShare", [G(ACCT, a=[FS + "shares/restore/action"])]),
+    ("PUT", "file", "/s1", "restype=share&comp=lease", "x-ms-lease-action=acquire", "file:LeaseShare", [G(SHARE_ARM, a=[FS + "shares/lease/action"])]),
+    ("PUT", "file", "/s1", "restype=share&comp=filepermission", "", "file:CreatePermission", [G(SHARE, d=P + (FS + "writeFileBackupSemantics/action",))]),
+    ("GET", "file", "/s1", "restype=share&comp=filepermission", "x-ms-file-permission-key=*", "file:GetPermission", [G(SHARE, d=R)]),
+    ("GET", "file", "/s1", "restype=directory&comp=list", "", "file:ListDirectoriesAndFiles", [G(SHARE, d=R)]),
+    ("GET", "file", "/s1/{name}", "restype=directory&comp=list", "", "file:ListDirectoriesAndFiles", [G(SHARE, d=R)]),
+    ("PUT", "file", "/s1/{name}", "restype=directory", "", "file:CreateDirectory", [G(SHARE, d=W)]),
+    ("GET,HEAD", "file", "/s1/{name}", "restype=directory", "", "file:GetDirectoryProperties", [G(SHARE, d=R)]),
+    ("GET,HEAD", "file", "/s1/{name}", "restype=directory&comp=metadata", "", "file:GetDirectoryMetadata", [G(SHARE, d=R)]),
+    ("PUT", "file", "/s1/{name}", "restype=directory&comp=properties", "", "file:SetDirectoryProperties", [G(SHARE, d=W)]),
+    ("PUT", "file", "/s1/{name}", "restype=directory&comp=metadata", "", "file:SetDirectoryMetadata", [G(SHARE, d=W)]),
+    ("DELETE", "file", "/s1/{name}", "restype=directory", "", "file:DeleteDirectory", [G(SHARE, d=W)]),
+    ("PUT", "file", "/s1/{name}", "restype=directory&comp=rename", "", "file:RenameDirectory", [G(SHARE, d=W)]),
+    ("GET", "file", "/s1/{name}", "restype=directory&comp=listhandles", "", "file:ListHandles", [G(SHARE, d=R)]),
+    ("PUT", "file", "/s1/{name}", "restype=directory&comp=forceclosehandles", "", "file:ForceCloseHandles", [G(SHARE, d=W)]),
+    ("PUT", "file", "/s1/{name}", "", "x-ms-type=file", "file:CreateFile", [G(SHARE, d=W)]),
+    ("GET", "file", "/s1/{name}", "", "", "file:GetFile", [G(SHARE, d=R)]),
+    ("HEAD", "file", "/s1/{name}", "", "", "file:GetFileProperties", [G(SHARE, d=R)]),
+    ("PUT", "file", "/s1/{name}", "comp=properties", "x-ms-file-permission-key=*", "file:SetFileProperties", [G(SHARE, d=W + P)]),
+    ("GET,HEAD", "file", "/s1/{name}", "comp=metadata", "", "file:GetFileMetadata", [G(SHARE, d=R)]),
+    ("PUT", "file", "/s1/{name}", "comp=metadata", "", "file:SetFileMetadata", [G(SHARE, d=W)]),
+    ("PUT", "file", "/s1/{name}", "comp=range", "x-ms-write=update", "file:PutRange", [G(SHARE, d=W)]),
+    ("PUT", "file", "/s1/{name}", "comp=range", f"x-ms-write=update&x-ms-copy-source={FSRC}", "file:PutRangeFromURL", [G(SHARE, d=W), FSRC_READ]),
+    ("GET", "file", "/s1/{name}", "comp=rangelist", "", "file:ListRanges", [G(SHARE, d=R)]),
+    ("DELETE", "file", "/s1/{name}", "", "", "file:DeleteFile", [G(SHARE, d=W)]),
+    ("PUT", "file", "/s1/{name}", "", f"x-ms-copy-source={FSRC}", "file:CopyFile", [G(SHARE, d=W), FSRC_READ]),
+    ("PUT", "file", "/s1/{name}", "comp=copy", "x-ms-copy-action=abort", "file:AbortCopyFile", [G(SHARE, d=W)]),
+    ("GET", "file", "/s1/{name}", "comp=listhandles", "", "file:ListHandles", [G(SHARE, d=R)]),
+    ("PUT", "file", "/s1/{name}", "comp=forceclosehandles", "", "file:ForceCloseHandles", [G(SHARE, d=W)]),
+    ("PUT", "file", "/s1/{name}", "comp=lease", "x-ms-lease-action=acquire", "file:LeaseFile", [G(SHARE, d=W)]),
+    ("PUT", "file", "/s1/{name}", "comp=rename", "", "file:RenameFile", [G(SHARE, d=W)]),
+    # Key Vault (§2.5): object scope where the object exists, vault otherwise
+    ("GET", "vault", "/secrets", "", "", "vault:GetSecrets", [G(VAULT, d=["secrets/readMetadata/action"])]),
+    ("GET", "vault", "/secrets/s1", "", "", "vault:GetSecret", [G(SECRET, d=["secrets/getSecret/action"])]),
+    ("GET", "vault", "/secrets/s1/{version}", "", "", "vault:GetSecret", [G(SECRET, d=["secrets/getSecret/action"])]),
+    ("GET", "vault", "/secrets/s1/versions", "", "", "vault:GetSecretVersions", [G(SECRET, d=["secrets/readMetadata/action"])]),
+    ("PUT", "vault", "/secrets/s1", "", "", "vault:SetSecret", [G(VAULT, d=["secrets/setSecret/action"])]),
+    ("PATCH", "vault", "/secrets/s1/{version}", "", "", "vault:UpdateSecret", [G(SECRET, d=["secrets/update/action"])]),
+    ("PATCH", "vault", "/secrets/s1", "", "", "vault:UpdateSecret", [G(SECRET, d=["secrets/update/action"])]),
+    ("DELETE", "vault", "/secrets/s1", "", "", "vault:DeleteSecret", [G(SECRET, d=["secrets/delete"])]),
+    ("POST", "vault", "/secrets/s1/backup", "", "", "vault:BackupSecret", [G(SECRET, d=["secrets/backup/action"])]),
+    ("POST", "vault", "/secrets/restore", "", "", "vault:RestoreSecret", [G(VAULT, d=["secrets/restore/action"])]),
+    ("GET", "vault", "/deletedsecrets", "", "", "vault:GetDeletedSecrets", [G(VAULT, d=["secrets/readMetadata/action"])]),
+    ("GET", "vault", "/deletedsecrets/s1", "", "", "vault:GetDeletedSecret", [G(VAULT, d=["secrets/readMetadata/action"])]),
+    ("POST", "vault", "/deletedsecrets/s1/recover", "", "", "vault:RecoverDeletedSecret", [G(VAULT, d=["secrets/recover/action"])]),
+    ("DELETE", "vault", "/deletedsecrets/s1", "", "", "vault:PurgeDeletedSecret", [G(VAULT, d=["secrets/purge/action"])]),
+    ("GET", "vault", "/keys", "", "", "vault:GetKeys", [G(VAULT, d=["keys/read"])]),
+    ("GET", "vault", "/keys/k1", "", "", "vault:GetKey", [G(KEY, d=["keys/read"])]),
+    ("GET", "vault", "/keys/k1/{version}", "", "", "vault:GetKey", [G(KEY, d=["keys/read"])]),
+    ("GET", "vault", "/keys/k1/versions", "", "", "vault:GetKeyVersions", [G(KEY, d=["keys/read"])]),
+    ("POST", "vault", "/keys/k1/create", "", "", "vault:CreateKey", [G(VAULT, d=["keys/create/action"])]),
+    ("PUT", "vault", "/keys/k1", "", "", "vault:ImportKey", [G(VAULT, d=["keys/import/action"])]),
+    ("PATCH", "vault", "/keys/k1/{version}", "", "", "vault:UpdateKey", [G(KEY, d=["keys/update/action"])]),
+    ("PATCH", "vault", "/keys/k1", "", "", "vault:UpdateKey", [G(KEY, d=["keys/update/action"])]),
+    ("DELETE", "vault", "/keys/k1", "", "", "vault:DeleteKey", [G(KEY, d=["keys/delete"])]),
+    ("POST", "vault", "/keys/k1/{version}/encrypt", "", "", "vault:Encrypt", [G(KEY, d=["keys/encrypt/action"])]),
+    ("POST", "vault", "/keys/k1/{version}/decrypt", "", "", "vault:Decrypt", [G(KEY, d=["keys/decrypt/action"])]),
+    ("POST", "vault", "/keys/k1/{version}/wrapkey", "", "", "vault:WrapKey", [G(KEY, d=["keys/wrap/action"])]),
+    ("POST", "vault", "/keys/k1/{version}/unwrapkey", "", "", "vault:UnwrapKey", [G(KEY, d=["keys/unwrap/action"])]),
+    ("POST", "vault", "/keys/k1/{version}/sign", "", "", "vault:Sign", [G(KEY, d=["keys/sign/action"])]),
+    ("POST", "vault", "/keys/k1/{version}/verify", "", "", "vault:Verify", [G(KEY, d=["keys/verify/action"])]),
+    ("POST", "vault", "/keys/k1/rotate", "", "", "vault:RotateKey", [G(KEY, d=["keys/rotate/action"])]),
+    ("GET", "vault", "/keys/k1/rotationpolicy", "", "", "vault:GetKeyRotationPolicy", [G(VAULT, d=["keyrotationpolicies/read"])]),
+    ("PUT", "vault", "/keys/k1/rotationpolicy", "", "", "vault:UpdateKeyRotationPolicy", [G(VAULT, d=["keyrotationpolicies/write"])]),
+    ("POST", "vault", "/keys/k1/{version}/release", "", "", "vault:ReleaseKey", [G(KEY, d=["keys/release/action"])]),
+    ("POST", "vault", "/keys/k1/release", "", "", "vault:ReleaseKey", [G(KEY, d=["keys/release/action"])]),
+    ("POST", "vault", "/keys/k1/backup", "", "", "vault:BackupKey", [G(KEY, d=["keys/backup/action"])]),
+    ("POST", "vault", "/keys/restore", "", "", "vault:RestoreKey", [G(VAULT, d=["keys/restore/action"])]),
+    ("GET", "vault", "/deletedkeys", "", "", "vault:GetDeletedKeys", [G(VAULT, d=["keys/read"])]),
+    ("GET", "vault", "/deletedkeys/k1", "", "", "vault:GetDeletedKey", [G(VAULT, d=["keys/read"])]),
+    ("POST", "vault", "/deletedkeys/k1/recover", "", "", "vault:RecoverDeletedKey", [G(VAULT, d=["keys/recover/action"])]),
+    ("DELETE", "vault", "/deletedkeys/k1", "", "", "vault:PurgeDeletedKey", [G(VAULT, d=["keys/purge/action"])]),
+    ("GET", "vault", "/certificates", "", "", "vault:GetCertificates", [G(VAULT, d=["certificates/read"])]),
+    ("GET", "vault", "/certificates/c1", "", "", "vault:GetCertificate", [G(CERT, d=["certificates/read"])]),
+    ("GET", "vault", "/certificates/c1/{version}", "", "", "vault:GetCertificate", [G(CERT, d=["certificates/read"])]),
+    ("GET", "vault", "/certificates/c1/versions", "", "", "vault:GetCertificateVersions", [G(CERT, d=["certificates/read"])]),
+    ("GET", "vault", "/certificates/c1/policy", "", "", "vault:GetCertificatePolicy", [G(CERT, d=["certificates/read"])]),
+    ("GET", "vault", "/certificates/c1/pending", "", "", "vault:GetCertificateOperation", [G(CERT, d=["certificates/read"])]),
+    ("POST", "vault", "/certificates/c1/create", "", "", "vault:CreateCertificate", [G(VAULT, d=["certificates/create/action"])]),
+    ("POST", "vault", "/certificates/c1/import", "", "", "vault:ImportCertificate", [G(VAULT, d=["certificates/import/action"])]),
+    ("PATCH", "vault", "/certificates/c1/{version}", "", "", "vault:UpdateCertificate", [G(CERT, d=["certificates/update/action"])]),
+    ("PATCH", "vault", "/certificates/c1", "", "", "vault:UpdateCertificate", [G(CERT, d=["certificates/update/action"])]),
+    ("PATCH", "vault", "/certificates/c1/policy", "", "", "vault:UpdateCertificatePolicy", [G(CERT, d=["certificates/update/action"])]),
+    ("DELETE", "vault", "/certificates/c1", "", "", "vault:DeleteCertificate", [G(CERT, d=["certificates/delete"])]),
+    ("POST", "vault", "/certificates/c1/backup", "", "", "vault:BackupCertificate", [G(CERT, d=["certificates/backup/action"])]),
+    ("POST", "vault", "/certificates/restore", "", "", "vault:RestoreCertificate", [G(VAULT, d=["certificates/restore/action"])]),
+    ("GET", "vault", "/deletedcertificates", "", "", "vault:GetDeletedCertificates", [G(VAULT, d=["certificates/read"])]),
+    ("GET", "vault", "/deletedcertificates/c1", "", "", "vault:GetDeletedCertificate", [G(VAULT, d=["certificates/read"])]),
+    ("POST", "vault", "/deletedcertificates/c1/recover", "", "", "vault:RecoverDeletedCertificate", [G(VAULT, d=["certificates/recover/action"])]),
+    ("DELETE", "vault", "/deletedcertificates/c1", "", "", "vault:PurgeDeletedCertificate", [G(VAULT, d=["certificates/purge/action"])]),
+    ("GET", "vault", "/certificates/issuers", "", "", "vault:GetCertificateIssuers", [G(VAULT, d=["certificatecas/read"])]),
+    ("GET", "vault", "/certificates/issuers/iss1", "", "", "vault:GetCertificateIssuer", [G(VAULT, d=["certificatecas/read"])]),
+    ("PUT,PATCH", "vault", "/certificates/issuers/iss1", "", "", "vault:SetCertificateIssuer", [G(VAULT, d=["certificatecas/write"])]),
+    ("DELETE", "vault", "/certificates/issuers/iss1", "", "", "vault:DeleteCertificateIssuer", [G(VAULT, d=["certificatecas/delete"])]),
+    ("GET,PUT,DELETE", "vault", "/certificates/contacts", "", "", "vault:CertificateContacts", [G(VAULT, d=["certificatecontacts/write"])]),
+]
+
+EXPANDED = [(m, *rest) for methods, *rest in CASES for m in methods.split(",")]
+
+
+def _id(case: tuple) -> str:
+    method, service, path, query, headers = case[:5]
+    return f"{service} {method} {path}?{query} [{headers[:40]}]"
+
+
+@pytest.mark.parametrize("case", EXPANDED, ids=[_id(c) for c in EXPANDED])
+def test_row(case: tuple) -> None:
+    method, service, path, query, headers, operation, grants = case
+    got = classify(call(service, method, path, query, headers))
+    assert (got.operation, got.unknown, got.denied) == (operation, False, False)
+    assert sorted(got.grants, key=lambda g: g.scope) == sorted(grants, key=lambda g: g.scope)
+
+
+def test_every_row_has_a_case() -> None:
+    """Each catalog row is the one deciding at least one case above (one test per row)."""
+    hit = {explain(call(s, m, p, q, h)).row_id for m, s, p, q, h, *_ in EXPANDED}
+    missing = [r.row_id for r in CATALOG.rows if r.row_id not in hit]
+    assert not missing, missing
+
+
+def test_no_two_rows_share_a_signature() -> None:
+    """Two rows with the same wire signature would make one of them dead."""
+    ids = [r.row_id for r in CATALOG.rows]
+    assert len(ids) == len(set(ids))
