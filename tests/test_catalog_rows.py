@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_expect import (ACCT, CERT, CONT, KEY, P, QUEUE, R, SECRET, SHARE, SHARE_ARM, TABLE,
+from test_catalog_support import (ACCT, CERT, CONT, KEY, P, QUEUE, R, SECRET, SHARE, SHARE_ARM, TABLE,
                             VAULT, W, G, call)
 from clearance.mapper.catalog import CATALOG, classify, explain
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the catalog tests: building calls and writing expected grants by hand."""
+"""Shared helpers for the catalog tests (no tests here): building calls, writing expected grants."""
 from __future__ import annotations
 
 from clearance.mapper.catalog import Grant
