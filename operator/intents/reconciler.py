@@ -116,15 +116,25 @@ class IntentsReconciler:
         role_ids: list[str] = []
         vaults: list[str] = []
 
+        protected: set[str] = set()  # scopes of targets that failed: their grants stay as they are
+
         async def apply(plan: TargetPlan) -> TargetState:
+            state = await _apply(plan)
+            if state.type == FAILED:
+                protected.add(plan.scope.lower())
+            return state
+
+        async def _apply(plan: TargetPlan) -> TargetState:
             nonlocal writes
             try:
                 wanted: list[str] = []
                 if plan.custom_role is not None:
+                    role_ids.append(plan.custom_role.id)
                     result = await self.roles.ensure(plan.custom_role, self.settings.cluster_name)
                     writes += result != "unchanged"
                     wanted.append(plan.custom_role.id)
-                    role_ids.append(plan.custom_role.id)
+                if plan.vault_permissions is not None:
+                    vaults.append(plan.scope)
                 sub = subscription_of(plan.scope)
                 for name in plan.role_names:
                     wanted.append(await self.roles.id_by_name(sub, name))
@@ -134,7 +144,6 @@ class IntentsReconciler:
                     if assignment.key not in existing:
                         writes += await self.assignments.create(assignment)
                 if plan.vault_permissions is not None:
-                    vaults.append(plan.scope)
                     tenant, current = await self.vaults.entry(plan.scope, principal_id)
                     if current != plan.vault_permissions:
                         await self.vaults.set(plan.scope, tenant or identity.tenant_id, principal_id,
@@ -153,7 +162,7 @@ class IntentsReconciler:
         # Removal: only when nothing failed transiently, so a hiccup never revokes a grant.
         if not any(s.transient for s in states.values()):
             for key, model in existing.items():
-                if key not in desired_keys:
+                if key not in desired_keys and key[0] not in protected:
                     writes += await self.assignments.delete(model.scope, model.name)
             for role_id in recorded.get("customRoles") or []:
                 if role_id not in role_ids:
