@@ -307,7 +307,7 @@ def test_client_secret_is_checked(arm_server: ArmServer) -> None:
                                 connection_verify=str(arm.ca_cert), disable_instance_discovery=True)
     assert ok.get_token(arm.url + "/.default").token
     token_calls = arm.calls(method="POST", path_contains="/oauth2/v2.0/token")
-    assert [c.status for c in token_calls] == [401, 200]
+    assert [(c.status, c.error_code) for c in token_calls] == [(401, "invalid_client"), (200, None)]
 
 
 def test_resource_groups_resources_and_clusters(arm_server: ArmServer) -> None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -12,6 +14,7 @@ from .context import Ctx
 from .errors import ArmError
 from .ids import parse_resource_path, subscription_of
 
+log = logging.getLogger(__name__)
 ARM_AUDIENCES = {"https://management.azure.com", "https://management.core.windows.net"}
 _WRITE_METHODS = {"PUT": "writes", "PATCH": "writes", "POST": "writes", "DELETE": "deletes"}
 
@@ -53,6 +56,8 @@ async def _answer(ctx: Ctx, request: web.Request, seen: dict[str, str | None]) -
                            "bed.", headers)
         entra_answer = await _entra(ctx, request, segs)
         if entra_answer is not None:
+            if entra_answer.status >= 400 and isinstance(entra_answer, web.Response) and entra_answer.text:
+                seen["error_code"] = str(json.loads(entra_answer.text).get("error"))
             return entra_answer
         if "api-version" not in request.query:
             raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is "
@@ -63,6 +68,12 @@ async def _answer(ctx: Ctx, request: web.Request, seen: dict[str, str | None]) -
     except ArmError as e:
         response = e.response()
         seen["error_code"] = e.code
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as e:  # noqa: BLE001 - a bed bug must reach the test as a clear ARM error, not a bare 500
+        log.exception("ARM test bed failed on %s %s", request.method, request.path)
+        response = ArmError(500, "TestBedInternalError", f"The ARM test bed failed: {type(e).__name__}: {e}").response()
+        seen["error_code"] = "TestBedInternalError"
     response.headers.setdefault("x-ms-request-id", _rid())
     return response
 
