@@ -49,7 +49,11 @@ class Identity:
 
 
 class ForeignIdentityError(ArmError):
-    """An identity exists at Clearance's name but Clearance did not create it."""
+    """An identity exists at Clearance's name but Clearance did not create it (permanent)."""
+
+    @property
+    def transient(self) -> bool:
+        return False
 
 
 class Identities:
