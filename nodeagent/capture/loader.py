@@ -102,7 +102,7 @@ class Capture:
                     self._bpf = None
         if self._bpf is None:
             raise CaptureError("cannot load the TLS capture program: " + "; ".join(errors))
-        log.info("capture loaded", extra={"transport": self.transport})
+        log.info("capture loaded", extra={"fields": {"transport": self.transport}})
         self.rescan()
 
     def close(self) -> None:
@@ -175,7 +175,7 @@ class Capture:
             with open(lib.open_path, "rb") as f:
                 offsets = function_offsets(f, {p[0] for p in PROBES})
         except (OSError, ElfError) as e:
-            log.debug("cannot read library", extra={"path": lib.pathname, "error": str(e)})
+            log.debug("cannot read library", extra={"fields": {"path": lib.pathname, "error": str(e)}})
             self._unusable.add(lib.key)
             return
         if not all(sym in offsets for sym, _fn, _ret, required in PROBES if required):
@@ -190,7 +190,7 @@ class Capture:
             fd = libbcc.bpf_attach_uprobe(prog.fd, 1 if on_return else 0, ev_name, lib.open_path.encode(),
                                           offsets[sym], -1)
             if fd < 0:
-                log.warning("uprobe attach failed", extra={"path": lib.pathname, "symbol": sym})
+                log.warning("uprobe attach failed", extra={"fields": {"path": lib.pathname, "symbol": sym}})
                 continue
             att.fds.append(fd)
             att.symbols.append(("ret:" if on_return else "") + sym)
@@ -198,13 +198,13 @@ class Capture:
             self._unusable.add(lib.key)
             return
         self._attached[lib.key] = att
-        log.info("attached", extra={"path": lib.pathname, "kind": lib.kind, "pid": lib.pid,
-                                    "symbols": len(att.symbols)})
+        log.info("attached", extra={"fields": {"path": lib.pathname, "kind": lib.kind, "pid": lib.pid,
+                                               "symbols": len(att.symbols)}})
 
     def _detach(self, key: tuple[str, int]) -> None:
         att = self._attached.pop(key)
         self._close_fds(att.fds)
-        log.info("detached", extra={"path": att.library.pathname})
+        log.info("detached", extra={"fields": {"path": att.library.pathname}})
 
     @staticmethod
     def _close_fds(fds: list[int]) -> None:

@@ -1,0 +1,135 @@
+"""The agent process: capture -> pipeline -> reporter, until SIGTERM/SIGINT.
+
+One thread polls the kernel buffer and feeds the pipeline; every ``drain_interval_s`` the
+distinct calls go to the reporter (its own thread batches them to the mapper within a second).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from clearance.common import logs
+from clearance.nodeagent.metrics import Metrics
+from clearance.nodeagent.pipeline import Attributor, EndpointMatcher, Pipeline
+
+log = logging.getLogger("clearance.agent")
+
+
+def _token_reader(path: str | None) -> Any:
+    """A callable returning the current token (projected tokens rotate), or None without a file."""
+    if not path:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--token-file {path}: no such file")
+
+    def read() -> str:
+        return p.read_text().strip()
+
+    return read
+
+
+def _pod_source(args: argparse.Namespace, node: str) -> Any:
+    from clearance.nodeagent import pods
+
+    if args.pods_file:
+        return pods.PodsFile(args.pods_file)
+    from kubernetes import config
+
+    try:
+        api = config.new_client_from_config() if not _in_cluster() else _incluster_client()
+    except Exception as e:  # noqa: BLE001 - the kubernetes client raises several types
+        raise ValueError(f"no --pods-file and no Kubernetes API access: {e}") from None
+    return pods.KubePods(node, api)
+
+
+def _in_cluster() -> bool:
+    return Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
+
+
+def _incluster_client() -> Any:
+    from kubernetes import client, config
+
+    config.load_incluster_config()
+    return client.ApiClient()
+
+
+class Agent:
+    """The wired agent; ``run()`` loops until ``stop()``."""
+
+    def __init__(self, args: argparse.Namespace, *, drain_interval_s: float = 0.5) -> None:
+        from clearance.nodeagent.capture import Capture
+        from clearance.nodeagent.reporter import Reporter
+
+        self.node = args.node_name or socket.gethostname()
+        self.metrics = Metrics()
+        endpoints = EndpointMatcher.from_flags(list(args.endpoint or []))
+        token = _token_reader(args.token_file)
+        self.pods = _pod_source(args, self.node)
+        self.pipeline = Pipeline(endpoints, Attributor(self.pods, self.node), self.metrics)
+        self.capture = Capture(self.pipeline.feed)
+        self.reporter = Reporter(args.mapper, token, args.buffer_size, self.node, metrics=self.metrics,
+                                 lost_events=self._lost)
+        self.metrics_port = args.metrics_port
+        self.drain_interval_s = drain_interval_s
+        self._stopping = False
+        self._lost_seen = 0
+
+    def _lost(self) -> int:
+        return int(self.capture.stats()["lost"])
+
+    def stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def run(self) -> None:
+        self.capture.start()
+        if self.metrics_port:
+            self.metrics.serve(self.metrics_port)
+        log.info("agent started", extra={"fields": {"node": self.node, "transport": self.capture.transport,
+                                                     "libraries": self.capture.stats()["attached"]}})
+        next_drain = time.monotonic() + self.drain_interval_s
+        try:
+            while not self._stopping:
+                self.capture.poll(100)
+                if time.monotonic() >= next_drain:
+                    next_drain = time.monotonic() + self.drain_interval_s
+                    self._tick()
+        finally:
+            self.reporter.submit(self.pipeline.drain(final=True))
+            self.reporter.close()
+            self.capture.close()
+            self.pods.close()
+            log.info("agent stopped")
+
+    def _tick(self) -> None:
+        self.reporter.submit(self.pipeline.drain())
+        st = self.capture.stats()
+        self.metrics.libraries_attached.set(st["attached"])
+        if st["lost"] > self._lost_seen:
+            self.metrics.lost.inc(st["lost"] - self._lost_seen)
+            self._lost_seen = st["lost"]
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    """``clearance agent``: returns the process exit code."""
+    logs.setup()
+    try:
+        agent = Agent(args)
+    except ValueError as e:
+        print(f"clearance agent: {e}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, agent.stop)
+    signal.signal(signal.SIGINT, agent.stop)
+    try:
+        agent.run()
+    except Exception as e:  # noqa: BLE001 - e.g. CaptureError: say what, not a traceback
+        log.error("agent failed", extra={"fields": {"error": str(e)[:500]}})
+        return 1
+    return 0
