@@ -27,16 +27,16 @@ class Classification:
 UNKNOWN = Classification(operation="unknown", grants=(), unknown=True, denied=False)
 UNKNOWN_DENIED = Classification(operation="unknown", grants=(), unknown=True, denied=True)
 
-ANY = "*"
-"""A required query key or header whose value may be anything (presence only)."""
+ANY = "\x00any"
+"""The value of a required query key or header that only has to be present (written bare)."""
 
 
 @dataclass(frozen=True)
 class Row:
     """One catalog row: the wire signature of an operation and what it needs.
 
-    ``query``/``headers`` are the required conditions: a value of ``ANY`` needs only presence,
-    any other value must match (case-insensitively). ``scope`` names a scope level understood by
+    ``query``/``headers`` are the required conditions: ``ANY`` (a bare key in the tables) needs
+    only presence; any other value must match (case-insensitively). ``scope`` names a scope level understood by
     ``scopes.build_scope`` (``account``, ``container``, ``queue``, ``table``, ``share``, ...).
     ``extra`` adds data actions when an optional header is present. ``source`` marks copy-style
     operations whose ``x-ms-copy-source`` also needs read on the source.
@@ -58,6 +58,6 @@ class Row:
     @property
     def row_id(self) -> str:
         """A stable identifier, unique within the catalog."""
-        q = "&".join(f"{k}={v}" for k, v in sorted(self.query.items()))
-        h = ";".join(f"{k}:{v}" for k, v in sorted(self.headers.items()))
+        q = "&".join(k if v == ANY else f"{k}={v}" for k, v in sorted(self.query.items()))
+        h = "&".join(k if v == ANY else f"{k}={v}" for k, v in sorted(self.headers.items()))
         return f"{self.service} {self.method} {self.level} ?{q} [{h}]"

@@ -6,7 +6,7 @@ One line per wire signature, in the shape of the reference tables (§1, §2, App
 
 * ``methods``: one or more, comma-separated (``GET,HEAD``).
 * ``level``: the path level (see ``paths.py``); ``*`` is every level of the service.
-* required query / headers: ``key=value&key=value``; the value ``*`` needs presence only.
+* required query / headers: ``key=value&key=value``; a bare key (no ``=``) needs presence only.
 * actions / dataActions: comma-separated, relative to the service's prefixes (``PREFIXES``);
   a name starting with ``Microsoft.`` is taken as is. ``-`` is none.
 * scope: a scope level of ``scopes.py``.
@@ -51,8 +51,8 @@ PUT        | blob      |                                        | x-ms-blob-type
 PUT        | blob      |                                        | x-ms-blob-type=PageBlob&if-none-match=* | PutBlob              | -                        | blobs/add/action     | container |        | D
 PUT        | blob      |                                        | x-ms-blob-type=AppendBlob          | PutBlob                   | -                        | blobs/write          | container |        | D
 PUT        | blob      |                                        | x-ms-blob-type=AppendBlob&if-none-match=* | PutBlob            | -                        | blobs/add/action     | container |        | D
-PUT        | blob      |                                        | x-ms-copy-source=*&x-ms-blob-type=BlockBlob | PutBlobFromURL   | -                        | blobs/write          | container | source | D
-PUT        | blob      |                                        | x-ms-copy-source=*&x-ms-blob-type=BlockBlob&if-none-match=* | PutBlobFromURL | -        | blobs/add/action     | container | source | D
+PUT        | blob      |                                        | x-ms-copy-source&x-ms-blob-type=BlockBlob | PutBlobFromURL   | -                        | blobs/write          | container | source | D
+PUT        | blob      |                                        | x-ms-copy-source&x-ms-blob-type=BlockBlob&if-none-match=* | PutBlobFromURL | -        | blobs/add/action     | container | source | D
 GET        | blob      |                                        |                                    | GetBlob                   | -                        | blobs/read           | container |        | D
 HEAD       | blob      |                                        |                                    | GetBlobProperties         | -                        | blobs/read           | container |        | D
 PUT        | blob      | comp=properties                        |                                    | SetBlobProperties         | -                        | blobs/write          | container |        | D
@@ -67,16 +67,16 @@ PUT        | blob      | comp=lease                             | x-ms-lease-act
 PUT        | blob      | comp=lease                             | x-ms-lease-action=release          | ReleaseBlobLease          | -                        | blobs/write          | container |        | D
 PUT        | blob      | comp=lease                             | x-ms-lease-action=break            | BreakBlobLease            | -                        | blobs/write          | container |        | D
 PUT        | blob      | comp=snapshot                          |                                    | SnapshotBlob              | -                        | blobs/add/action     | container |        | D
-PUT        | blob      |                                        | x-ms-copy-source=*                 | CopyBlob                  | -                        | blobs/write          | container | source | D
-PUT        | blob      |                                        | x-ms-copy-source=*&if-none-match=* | CopyBlob                  | -                        | blobs/add/action     | container | source | D
-PUT        | blob      |                                        | x-ms-copy-source=*&x-ms-requires-sync=true | CopyBlobFromURL   | -                        | blobs/write          | container | source | D
-PUT        | blob      |                                        | x-ms-copy-source=*&x-ms-requires-sync=true&if-none-match=* | CopyBlobFromURL | -       | blobs/add/action     | container | source | D
+PUT        | blob      |                                        | x-ms-copy-source                 | CopyBlob                  | -                        | blobs/write          | container | source | D
+PUT        | blob      |                                        | x-ms-copy-source&if-none-match=* | CopyBlob                  | -                        | blobs/add/action     | container | source | D
+PUT        | blob      |                                        | x-ms-copy-source&x-ms-requires-sync=true | CopyBlobFromURL   | -                        | blobs/write          | container | source | D
+PUT        | blob      |                                        | x-ms-copy-source&x-ms-requires-sync=true&if-none-match=* | CopyBlobFromURL | -       | blobs/add/action     | container | source | D
 PUT        | blob      | comp=copy                              |                                    | AbortCopyBlob             | -                        | blobs/write          | container |        | D
 PUT        | blob      | comp=copy                              | x-ms-copy-action=abort             | AbortCopyBlob             | -                        | blobs/write          | container |        | D
 DELETE     | blob      |                                        |                                    | DeleteBlob                | -                        | blobs/delete         | container |        | D
-DELETE     | blob      | versionid=*                            |                                    | DeleteBlobVersion         | -                        | blobs/deleteBlobVersion/action | container |  | D
-DELETE     | blob      | deletetype=permanent&versionid=*       |                                    | PermanentDeleteBlob       | -                        | blobs/permanentDelete/action | container |    | D
-DELETE     | blob      | deletetype=permanent&snapshot=*        |                                    | PermanentDeleteBlob       | -                        | blobs/permanentDelete/action | container |    | D
+DELETE     | blob      | versionid                            |                                    | DeleteBlobVersion         | -                        | blobs/deleteBlobVersion/action | container |  | D
+DELETE     | blob      | deletetype=permanent&versionid       |                                    | PermanentDeleteBlob       | -                        | blobs/permanentDelete/action | container |    | D
+DELETE     | blob      | deletetype=permanent&snapshot        |                                    | PermanentDeleteBlob       | -                        | blobs/permanentDelete/action | container |    | D
 PUT        | blob      | comp=undelete                          |                                    | UndeleteBlob              | containers/write         | -                    | container |        | C
 PUT        | blob      | comp=tier                              |                                    | SetBlobTier               | -                        | blobs/write          | container |        | D
 PUT        | blob      | comp=expiry                            |                                    | SetBlobExpiry             | -                        | blobs/write          | container |        | D
@@ -85,15 +85,15 @@ DELETE     | blob      | comp=immutabilityPolicies              |               
 PUT        | blob      | comp=legalhold                         |                                    | SetBlobLegalHold          | -                        | blobs/immutableStorage/runAsSuperUser/action | container | | C
 POST       | blob      | comp=query                             |                                    | QueryBlobContents         | -                        | blobs/read           | container |        | D
 PUT        | blob      | comp=block                             |                                    | PutBlock                  | -                        | blobs/write          | container |        | D
-PUT        | blob      | comp=block                             | x-ms-copy-source=*                 | PutBlockFromURL           | -                        | blobs/write          | container | source | D
+PUT        | blob      | comp=block                             | x-ms-copy-source                 | PutBlockFromURL           | -                        | blobs/write          | container | source | D
 PUT        | blob      | comp=blocklist                         |                                    | PutBlockList              | -                        | blobs/write          | container |        | D
 GET        | blob      | comp=blocklist                         |                                    | GetBlockList              | -                        | blobs/read           | container |        | D
 PUT        | blob      | comp=page                              |                                    | PutPage                   | -                        | blobs/write          | container |        | D
-PUT        | blob      | comp=page                              | x-ms-copy-source=*                 | PutPageFromURL            | -                        | blobs/write          | container | source | D
+PUT        | blob      | comp=page                              | x-ms-copy-source                 | PutPageFromURL            | -                        | blobs/write          | container | source | D
 GET        | blob      | comp=pagelist                          |                                    | GetPageRanges             | -                        | blobs/read           | container |        | D
 PUT        | blob      | comp=incrementalcopy                   |                                    | IncrementalCopyBlob       | -                        | blobs/write          | container | source | D
 PUT        | blob      | comp=appendblock                       |                                    | AppendBlock               | -                        | blobs/add/action     | container |        | D
-PUT        | blob      | comp=appendblock                       | x-ms-copy-source=*                 | AppendBlockThroughCopy    | -                        | blobs/add/action     | container | source | D
+PUT        | blob      | comp=appendblock                       | x-ms-copy-source                 | AppendBlockThroughCopy    | -                        | blobs/add/action     | container | source | D
 PUT        | blob      | comp=seal                              |                                    | SealBlob                  | -                        | blobs/write          | container |        | I
 GET,HEAD   | blob      | restype=account&comp=properties        |                                    | GetAccountInformation     | getInfo/action           | -                    | container |        | C
 """
@@ -110,20 +110,20 @@ PUT        | blob      | resource=file                          |               
 PUT        | blob      | resource=file                          | if-none-match=*                    | CreatePathFile            | -                        | blobs/add/action     | container |        | I
 PUT        | blob      | resource=directory                     |                                    | CreatePathDir             | -                        | blobs/write          | container |        | I
 PUT        | blob      | resource=directory                     | if-none-match=*                    | CreatePathDir             | -                        | blobs/add/action     | container |        | I
-PUT        | blob      |                                        | x-ms-rename-source=*               | RenamePath                | -                        | blobs/move/action    | container |        | D
+PUT        | blob      |                                        | x-ms-rename-source               | RenamePath                | -                        | blobs/move/action    | container |        | D
 PATCH      | blob      | action=append                          |                                    | AppendFile                | -                        | blobs/write          | container |        | I
 PATCH      | blob      | action=flush                           |                                    | FlushFile                 | -                        | blobs/write          | container |        | I
 PATCH      | blob      | action=setProperties                   |                                    | SetFileProperties         | -                        | blobs/write          | container |        | I
 PATCH      | blob      | action=setAccessControl                |                                    | SetPathAccessControl      | -                        | blobs/modifyPermissions/action | container | | D
-PATCH      | blob      | action=setAccessControl                | x-ms-owner=*                       | SetPathAccessControl      | -                        | blobs/manageOwnership/action | container | x-ms-group>blobs/manageOwnership/action x-ms-acl>blobs/modifyPermissions/action x-ms-permissions>blobs/modifyPermissions/action | D
-PATCH      | blob      | action=setAccessControl                | x-ms-group=*                       | SetPathAccessControl      | -                        | blobs/manageOwnership/action | container | x-ms-owner>blobs/manageOwnership/action x-ms-acl>blobs/modifyPermissions/action x-ms-permissions>blobs/modifyPermissions/action | D
+PATCH      | blob      | action=setAccessControl                | x-ms-owner                       | SetPathAccessControl      | -                        | blobs/manageOwnership/action | container | x-ms-group>blobs/manageOwnership/action x-ms-acl>blobs/modifyPermissions/action x-ms-permissions>blobs/modifyPermissions/action | D
+PATCH      | blob      | action=setAccessControl                | x-ms-group                       | SetPathAccessControl      | -                        | blobs/manageOwnership/action | container | x-ms-owner>blobs/manageOwnership/action x-ms-acl>blobs/modifyPermissions/action x-ms-permissions>blobs/modifyPermissions/action | D
 PATCH      | blob      | action=setAccessControlRecursive       |                                    | SetPathAccessControlRecursive | -                    | blobs/modifyPermissions/action | container | | D
 HEAD       | blob      |                                        |                                    | GetPathProperties         | -                        | blobs/read           | container |        | I
 HEAD       | blob      | action=getStatus                       |                                    | GetPathStatus             | -                        | blobs/read           | container |        | I
 HEAD       | blob      | action=getAccessControl                |                                    | GetPathAccessControl      | -                        | blobs/read           | container |        | I
 GET        | blob      |                                        |                                    | ReadFile                  | -                        | blobs/read           | container |        | I
 DELETE     | blob      |                                        |                                    | DeletePath                | -                        | blobs/delete         | container |        | I
-POST       | blob      |                                        | x-ms-lease-action=*                | LeasePath                 | -                        | blobs/write          | container |        | I
+POST       | blob      |                                        | x-ms-lease-action                | LeasePath                 | -                        | blobs/write          | container |        | I
 """
 
 QUEUE = """
@@ -162,9 +162,9 @@ PUT        | table     | comp=acl                               |               
 GET        | entities  |                                        |                                    | QueryEntities             | -                        | entities/read        | table     |        | D
 GET        | entity    |                                        |                                    | QueryEntities             | -                        | entities/read        | table     |        | D
 POST       | table     |                                        |                                    | InsertEntity              | -                        | entities/add/action  | table     |        | D
-PUT        | entity    |                                        | if-match=*                         | UpdateEntity              | -                        | entities/update/action | table   |        | D
+PUT        | entity    |                                        | if-match                         | UpdateEntity              | -                        | entities/update/action | table   |        | D
 PUT        | entity    |                                        |                                    | InsertOrReplaceEntity     | -                        | entities/add/action,entities/update/action | table | | D
-MERGE,PATCH | entity   |                                        | if-match=*                         | MergeEntity               | -                        | entities/update/action | table   |        | D
+MERGE,PATCH | entity   |                                        | if-match                         | MergeEntity               | -                        | entities/update/action | table   |        | D
 MERGE,PATCH | entity   |                                        |                                    | InsertOrMergeEntity       | -                        | entities/add/action,entities/update/action | table | | D
 DELETE     | entity    |                                        |                                    | DeleteEntity              | -                        | entities/delete      | table     |        | D
 POST       | batch     |                                        |                                    | EntityGroupTransaction    | -                        | -                    | account   |        | D
@@ -210,10 +210,10 @@ PUT        | path      | comp=properties                        |               
 GET,HEAD   | path      | comp=metadata                          |                                    | GetFileMetadata           | -                        | R                    | share     |        | D
 PUT        | path      | comp=metadata                          |                                    | SetFileMetadata           | -                        | W                    | share     |        | D
 PUT        | path      | comp=range                             |                                    | PutRange                  | -                        | W                    | share     |        | D
-PUT        | path      | comp=range                             | x-ms-copy-source=*                 | PutRangeFromURL           | -                        | W                    | share     | source | D
+PUT        | path      | comp=range                             | x-ms-copy-source                 | PutRangeFromURL           | -                        | W                    | share     | source | D
 GET        | path      | comp=rangelist                         |                                    | ListRanges                | -                        | R                    | share     |        | D
 DELETE     | path      |                                        |                                    | DeleteFile                | -                        | W                    | share     |        | D
-PUT        | path      |                                        | x-ms-copy-source=*                 | CopyFile                  | -                        | W                    | share     | source x-ms-file-permission>P x-ms-file-permission-key>P | D
+PUT        | path      |                                        | x-ms-copy-source                 | CopyFile                  | -                        | W                    | share     | source x-ms-file-permission>P x-ms-file-permission-key>P | D
 PUT        | path      | comp=copy                              |                                    | AbortCopyFile             | -                        | W                    | share     |        | D
 GET        | path      | comp=listhandles                       |                                    | ListHandles               | -                        | R                    | share     |        | D
 PUT        | path      | comp=forceclosehandles                 |                                    | ForceCloseHandles         | -                        | W                    | share     |        | D

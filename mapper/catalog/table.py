@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import rows_storage, rows_vault
-from .model import Row
+from .model import ANY, Row
 
 _COLUMNS = 10
 
@@ -15,9 +15,9 @@ def _conditions(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split("&"))):
         key, sep, value = part.partition("=")
-        if not sep or not key or not value:
-            raise CatalogError(f"condition {part!r} is not key=value")
-        out[key.strip().lower()] = value.strip()
+        if not key or (sep and not value.strip()):
+            raise CatalogError(f"condition {part!r} is neither key=value nor a bare key")
+        out[key.strip().lower()] = value.strip() if sep else ANY
     return out
 
 
