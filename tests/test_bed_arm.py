@@ -438,5 +438,6 @@ def test_stop_frees_the_port(test_pki: certs.TestPKI) -> None:
     server = start_arm_server(test_pki)
     port = server.port
     server.stop()
+    assert not server._thread.is_alive()
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
