@@ -166,7 +166,7 @@ class KubeEmulator(kmock.KubernetesScaffold):
             if not response.prepared:
                 raise
             await response.write(json.dumps({"type": "ERROR", "object": e.status_body()}).encode() + b"\n")
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
             pass  # the client went away
         finally:
             await events.aclose()  # type: ignore[attr-defined]
