@@ -12,10 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
+
 from clearance.v1 import report_pb2
 
+from . import wire
+
 from .store import Batch, PendingKey, Store
-from .workloads import PodInfo, Resolver, WorkloadRef, host_workload, top_owner
+from .workloads import PendingPod, PodInfo, Resolver, WorkloadRef, host_workload, top_owner
 
 log = logging.getLogger("clearance.mapper.ingest")
 
@@ -35,7 +39,7 @@ class Classified:
     """What the catalog said about one call signature, flattened for the hot loop."""
 
     permissions: tuple[tuple[str, str, int], ...]  # (scope, permission, data 0/1)
-    unknown: bool
+    unknown: tuple[str, str, str, str, str] | None  # (service, account, method, path, query keys) when unknown
     denied: bool
 
 
@@ -49,7 +53,13 @@ def _default_classifier() -> Classifier:
 
 
 class Ingestor:
-    """Turns reports into store batches. Thread-safe."""
+    """Turns reports into store batches. Thread-safe.
+
+    The hot path works on the report's wire bytes (see ``wire``): per call it reads the caller
+    bytes, count and times, and the signature bytes; callers are resolved once per batch and
+    signatures validated and classified once (cached); permissions are expanded once per distinct
+    (workload, signature) of the batch.
+    """
 
     def __init__(self, store: Store, resolver: Resolver | None, *, classify: Classifier | None = None,
                  max_calls: int = 100_000) -> None:
@@ -57,7 +67,7 @@ class Ingestor:
         self.resolver = resolver
         self.max_calls = max_calls
         self._classify = classify or _default_classifier()
-        self._cache: dict[tuple, Classified] = {}
+        self._sigs: dict[bytes, Classified | str] = {}
         self._pending_lock = threading.Lock()
         if resolver is not None:
             resolver.on_pod_added(self.resolve_pending)
@@ -66,50 +76,108 @@ class Ingestor:
 
     def report(self, req: report_pb2.ReportRequest) -> int:
         """Store a report durably; returns the number of calls accepted. Raises InvalidReport."""
-        if not req.agent_id or len(req.agent_id) > 256:
+        return self.report_bytes(req.SerializeToString())
+
+    def report_bytes(self, data: bytes) -> int:
+        """Like :meth:`report`, from the serialised ReportRequest (what gRPC received)."""
+        try:
+            head, sigs = wire.split(data)
+        except DecodeError:
+            raise InvalidReport("the report is not a valid ReportRequest message") from None
+        if not head.agent_id or len(head.agent_id) > 256:
             raise InvalidReport("agent_id must be 1-256 characters")
-        if len(req.calls) > self.max_calls:
-            raise InvalidReport(f"batch has {len(req.calls)} calls; the limit is {self.max_calls} per report")
-        previous = self.store.seen_report(req.agent_id, req.sequence)
+        n = len(sigs)
+        if n > self.max_calls:
+            raise InvalidReport(f"batch has {n} calls; the limit is {self.max_calls} per report")
+        previous = self.store.seen_report(head.agent_id, head.sequence)
         if previous is not None:
             return previous
-        batch = Batch()
         now = int(time.time() * 1000)
-        for i, call in enumerate(req.calls):
-            err = validate_call(call)
-            if err:
-                raise InvalidReport(f"calls[{i}]: {err}")
-            self._add(batch, call, req.node, now)
-        return self.store.ingest(batch, agent_id=req.agent_id, sequence=req.sequence, accepted=len(req.calls))
-
-    def _add(self, batch: Batch, call: report_pb2.ObservedCall, node: str, now: int) -> None:
-        caller = call.caller
-        count = call.count
-        last = call.last_seen_unix_ms or now
-        first = call.first_seen_unix_ms or last
-        if caller.host:
-            wl: WorkloadRef | None = host_workload(caller.node or node)
-        else:
-            if self.resolver is not None:
-                wl = self.resolver.resolve(caller.namespace, caller.pod_name, caller.pod_uid)
-            else:  # no pod source at all: trust what the agent knew
-                wl = top_owner(PodInfo(caller.namespace, caller.pod_name, caller.pod_uid,
-                                       caller.owner_kind, caller.owner_name))
-        if wl is None:
-            key: PendingKey = (caller.namespace, caller.pod_name, caller.pod_uid, signature(call))
-            v = batch.pending.get(key)
+        callers: dict[bytes, WorkloadRef | PendingPod | str] = {}
+        pairs: dict[tuple[object, bytes], list[int]] = {}
+        classified = self._sigs
+        i = 0
+        for hc, sig in zip(head.calls, sigs):
+            count = hc.count
+            first = hc.first_seen_unix_ms
+            last = hc.last_seen_unix_ms
+            if count < 1 or first < 0 or last < 0 or (last and first > last):
+                raise InvalidReport(f"calls[{i}]: {_counter_problem(count, first, last)}")
+            if not last:
+                last = now
+            if not first:
+                first = last
+            cb = hc.caller
+            wl = callers.get(cb)
+            if wl is None:
+                wl = callers[cb] = self._caller(cb, head.node)
+            if wl.__class__ is str:
+                raise InvalidReport(f"calls[{i}]: {wl}")
+            c = classified.get(sig)
+            if c is None:
+                c = self._signature(sig)
+            if c.__class__ is str:
+                raise InvalidReport(f"calls[{i}]: {c}")
+            key = (wl, sig)
+            v = pairs.get(key)
             if v is None:
-                batch.pending[key] = [count, first, last]
+                pairs[key] = [count, first, last]
             else:
                 v[0] += count
-                v[1] = min(v[1], first)
-                v[2] = max(v[2], last)
-            return
-        self._aggregate(batch, wl, call, count, first, last)
+                if first < v[1]:
+                    v[1] = first
+                if last > v[2]:
+                    v[2] = last
+            i += 1
+        batch = Batch()
+        for (wl, sig), (count, first, last) in pairs.items():
+            if wl.__class__ is WorkloadRef:
+                self._aggregate(batch, wl, classified[sig], count, first, last)  # type: ignore[arg-type]
+            else:
+                batch.pending[(*wl, sig)] = [count, first, last]  # type: ignore[index]
+        if head.lost_events:
+            log.info("agent lost events", extra={"fields": {"agent": head.agent_id[:64], "lost": head.lost_events}})
+        return self.store.ingest(batch, agent_id=head.agent_id, sequence=head.sequence, accepted=n)
 
-    def _aggregate(self, batch: Batch, wl: WorkloadRef, call: report_pb2.ObservedCall,
-                   count: int, first: int, last: int) -> None:
-        cls = self.classify(call)
+    def _caller(self, raw: bytes, node: str) -> WorkloadRef | PendingPod | str:
+        """The caller's workload, the PendingPod when it is not known yet, or what is wrong."""
+        try:
+            caller = report_pb2.Caller.FromString(raw)
+        except DecodeError:
+            return "caller is not a valid Caller message"
+        if caller.host:
+            return host_workload(caller.node or node)
+        if not caller.namespace or not caller.pod_name:
+            return "caller needs namespace and pod_name (or host=true)"
+        if len(caller.namespace) > 253 or len(caller.pod_name) > 253 or len(caller.pod_uid) > 253:
+            return "caller namespace/pod_name/pod_uid longer than 253 characters"
+        if self.resolver is None:  # no pod source at all: trust what the agent knew
+            return top_owner(PodInfo(caller.namespace, caller.pod_name, caller.pod_uid,
+                                     caller.owner_kind, caller.owner_name))
+        wl = self.resolver.resolve(caller.namespace, caller.pod_name, caller.pod_uid)
+        return wl if wl is not None else PendingPod(caller.namespace, caller.pod_name, caller.pod_uid)
+
+    def _signature(self, sig: bytes) -> Classified | str:
+        """Validate and classify one call signature (cached)."""
+        call = report_pb2.ObservedCall.FromString(sig)
+        err = validate_signature(call)
+        if err is not None:
+            return err  # not cached: bad input must not fill the cache
+        c = self._classify(call)
+        perms = []
+        for g in c.grants:
+            perms.extend((g.scope, a, 0) for a in sorted(g.actions))
+            perms.extend((g.scope, d, 1) for d in sorted(g.data_actions))
+        unknown = (call.service, call.account, call.method, call.path,
+                   ",".join(sorted(call.query.keys()))) if c.unknown else None
+        result = Classified(tuple(perms), unknown, bool(c.denied))
+        if len(self._sigs) >= CACHE_SIZE:
+            self._sigs.clear()
+        self._sigs[sig] = result
+        return result
+
+    @staticmethod
+    def _aggregate(batch: Batch, wl: WorkloadRef, cls: Classified, count: int, first: int, last: int) -> None:
         ns, kind, name = wl.namespace, wl.kind, wl.name
         denied_at, allowed_at = (last, 0) if cls.denied else (0, last)
         perms = batch.permissions
@@ -120,41 +188,18 @@ class Ingestor:
                 perms[key] = [count, first, last, denied_at, allowed_at]
             else:
                 v[0] += count
-                if first < v[1]:
-                    v[1] = first
-                if last > v[2]:
-                    v[2] = last
-                if denied_at > v[3]:
-                    v[3] = denied_at
-                if allowed_at > v[4]:
-                    v[4] = allowed_at
-        if cls.unknown:
-            ukey = (ns, kind, name, call.service, call.account, call.method, call.path,
-                    ",".join(sorted(call.query.keys())))
+                v[1] = min(v[1], first)
+                v[2] = max(v[2], last)
+                v[3] = max(v[3], denied_at)
+                v[4] = max(v[4], allowed_at)
+        if cls.unknown is not None:
+            ukey = (ns, kind, name, *cls.unknown)
             u = batch.unknown.get(ukey)
             if u is None:
                 batch.unknown[ukey] = [count, last]
             else:
                 u[0] += count
                 u[1] = max(u[1], last)
-
-    def classify(self, call: report_pb2.ObservedCall) -> Classified:
-        """The catalog's answer for this call signature (cached; the caller does not matter)."""
-        key = (call.service, call.account, call.host, call.method, call.path,
-               tuple(sorted(call.query.items())), tuple(sorted(call.headers.items())), call.status, call.error_code)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        c = self._classify(call)
-        perms = []
-        for g in c.grants:
-            perms.extend((g.scope, a, 0) for a in sorted(g.actions))
-            perms.extend((g.scope, d, 1) for d in sorted(g.data_actions))
-        hit = Classified(tuple(perms), bool(c.unknown), bool(c.denied))
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()
-        self._cache[key] = hit
-        return hit
 
     # -- calls from pods that were not known ----------------------------------------------------
 
@@ -169,17 +214,26 @@ class Ingestor:
                 wl = self.resolver.resolve(ns, pod, uid)
                 if wl is None:
                     continue
-                call = report_pb2.ObservedCall.FromString(sig)
                 try:
-                    self._aggregate(batch, wl, call, calls, first, last)
+                    c = self._sigs.get(sig) or self._signature(sig)
                 except Exception:  # noqa: BLE001 - a catalog failure must not lose the others
-                    log.exception("cannot classify a kept call", extra={"fields": {"service": call.service}})
+                    log.exception("cannot classify a kept call")
                     continue
+                if isinstance(c, Classified):
+                    self._aggregate(batch, wl, c, calls, first, last)
                 done.append((ns, pod, uid, sig))
             if done:
                 self.store.ingest(batch, resolved_pending=done)
                 log.info("resolved calls of pods that appeared", extra={"fields": {"signatures": len(done)}})
             return len(done)
+
+
+def _counter_problem(count: int, first: int, last: int) -> str:
+    if count < 1:
+        return "count must be at least 1"
+    if first < 0 or last < 0:
+        return "first/last seen must not be negative"
+    return "first_seen_unix_ms is after last_seen_unix_ms"
 
 
 def signature(call: report_pb2.ObservedCall) -> bytes:
@@ -193,8 +247,8 @@ def signature(call: report_pb2.ObservedCall) -> bytes:
     return c.SerializeToString(deterministic=True)
 
 
-def validate_call(call: report_pb2.ObservedCall) -> str | None:
-    """None when the call can be stored, else what is wrong with it."""
+def validate_signature(call: report_pb2.ObservedCall) -> str | None:
+    """None when the call's signature fields can be stored, else what is wrong with them."""
     if call.service not in SERVICES:
         return f"service {call.service[:40]!r} is not one of {', '.join(sorted(SERVICES))}"
     m = call.method
@@ -202,19 +256,11 @@ def validate_call(call: report_pb2.ObservedCall) -> str | None:
         return f"method {m[:20]!r} is not an upper-case HTTP method"
     if not call.path.startswith("/") or len(call.path) > MAX_PATH:
         return f"path must start with '/' and be at most {MAX_PATH} characters"
-    if call.count < 1:
-        return "count must be at least 1"
-    if call.first_seen_unix_ms < 0 or call.last_seen_unix_ms < 0:
-        return "first/last seen must not be negative"
-    if call.last_seen_unix_ms and call.first_seen_unix_ms > call.last_seen_unix_ms:
-        return "first_seen_unix_ms is after last_seen_unix_ms"
     if len(call.query) > MAX_MAP_ENTRIES or len(call.headers) > MAX_MAP_ENTRIES:
         return f"at most {MAX_MAP_ENTRIES} query keys and headers"
+    for k, v in (*call.query.items(), *call.headers.items()):
+        if len(k) > MAX_TEXT or len(v) > MAX_TEXT:
+            return f"query key or header {k[:40]!r} longer than {MAX_TEXT} characters"
     if len(call.account) > MAX_TEXT or len(call.host) > MAX_TEXT or len(call.error_code) > MAX_TEXT:
         return f"account, host and error_code must be at most {MAX_TEXT} characters"
-    caller = call.caller
-    if not caller.host and (not caller.namespace or not caller.pod_name):
-        return "caller needs namespace and pod_name (or host=true)"
-    if len(caller.namespace) > 253 or len(caller.pod_name) > 253:
-        return "caller namespace/pod_name longer than 253 characters"
     return None

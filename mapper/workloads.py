@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import yaml
 
@@ -25,11 +25,18 @@ HOST_KIND = "Host"
 _RS_HASH = re.compile(r"^(?P<base>.+)-[a-z0-9]{5,10}$")
 
 
-@dataclass(frozen=True, slots=True)
-class WorkloadRef:
+class WorkloadRef(NamedTuple):
     namespace: str
     kind: str
     name: str
+
+
+class PendingPod(NamedTuple):
+    """A calling pod that is not known yet."""
+
+    namespace: str
+    pod: str
+    uid: str
 
 
 @dataclass(frozen=True, slots=True)
