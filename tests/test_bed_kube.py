@@ -428,3 +428,16 @@ def _wait_for(get: Any, condition: Any, attempts: int = 200) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError(f"condition never held; last value: {value!r}")
+
+
+def test_fault_injection_and_bookmarks(api: Any, kube_server: KubeServer) -> None:
+    assert kube_server.handler is not None
+    kube_server.handler["get /api/v1/namespaces/default/pods"] << 503
+    v1 = k8s.CoreV1Api(api)
+    with pytest.raises(k8s.ApiException) as exc:
+        v1.list_namespaced_pod("default")
+    assert exc.value.status == 503
+    v1.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
+    events = [e["type"] for e in kubernetes.watch.Watch().stream(
+        v1.list_namespaced_config_map, "default", timeout_seconds=1, allow_watch_bookmarks=True)]
+    assert events == ["ADDED", "BOOKMARK"]
