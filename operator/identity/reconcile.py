@@ -6,6 +6,7 @@ kopf's ``memo.identity``) holds the collaborators.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,13 +74,36 @@ async def annotate_service_account(ctx: IdentityContext, namespace: str, name: s
                             _content_type=MERGE_PATCH)
 
 
+async def post_event(ctx: IdentityContext, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    """A core/v1 Event about ``obj`` (best effort: events must never break a reconcile).
+
+    Posted with the Kubernetes client rather than ``kopf.event`` because webhook handlers and the
+    background tasks they start run outside kopf's event-posting context.
+    """
+    meta = obj.get("metadata") or {}
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    namespace = meta.get("namespace") or "default"
+    event = {"apiVersion": "v1", "kind": "Event",
+             "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+             "involvedObject": {"apiVersion": obj.get("apiVersion") or "v1", "kind": obj.get("kind") or "ServiceAccount",
+                                "name": meta.get("name"), "namespace": namespace, "uid": meta.get("uid")},
+             "type": type_, "reason": reason, "message": message[:1024], "count": 1,
+             "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "clearance-operator"},
+             "reportingComponent": "clearance-operator"}
+    try:
+        await asyncio.to_thread(ctx.core.create_namespaced_event, namespace, event)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not post event", extra={"fields": {"reason": reason, "error": type(exc).__name__}})
+
+
 async def mark_failed(ctx: IdentityContext, namespace: str, name: str, error: ArmError) -> None:
     """Warning event and a visible status annotation on the ServiceAccount (best effort)."""
     sa = await read_service_account(ctx, namespace, name)
     if sa is None:
         return
     message = f"Azure identity for {namespace}/{name} failed: {error}"
-    kopf.warn(sa, reason="AzureIdentityFailed", message=message)
+    sa.setdefault("kind", "ServiceAccount")
+    await post_event(ctx, sa, "Warning", "AzureIdentityFailed", message)
     body = {"metadata": {"annotations": {L.SA_STATUS: f"Error: {error.code}: {error.message}"[:1000]}}}
     try:
         await asyncio.to_thread(ctx.core.patch_namespaced_service_account, name, namespace, body,

@@ -57,7 +57,8 @@ async def _ensure_within_deadline(ctx: reconcile.IdentityContext, namespace: str
     warnings.append(message)
     sa_body = await _quiet(reconcile.read_service_account(ctx, namespace, sa))
     if sa_body:
-        kopf.warn(sa_body, reason="AzureIdentityPending", message=message)
+        sa_body.setdefault("kind", "ServiceAccount")
+        await reconcile.post_event(ctx, sa_body, "Warning", "AzureIdentityPending", message)
     log.warning("admitted pod before its identity was ready", extra={"fields": {
         "namespace": namespace, "service_account": sa, "reason": reason}})
     return None
