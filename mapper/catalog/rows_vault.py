@@ -5,6 +5,8 @@ beats ``/keys/{n}/{v}``), ``{n}`` is the object's name (it names the ``object`` 
 ``{v}`` is any version. Every permission is a dataAction under ``Microsoft.KeyVault/vaults/``.
 Operations that bring an object into existence (set, create, import, restore, recover) are
 granted on the vault: an assignment cannot be made on an object that does not exist yet.
+Key operations also appear without a version (the agent drops the empty segment of
+``/keys/{n}//encrypt``).
 """
 from __future__ import annotations
 
@@ -38,6 +40,12 @@ POST       | /keys/{n}/{v}/wrapkey           |  |  | WrapKey                  | 
 POST       | /keys/{n}/{v}/unwrapkey         |  |  | UnwrapKey                | - | keys/unwrap/action           | object |  | D
 POST       | /keys/{n}/{v}/sign              |  |  | Sign                     | - | keys/sign/action             | object |  | D
 POST       | /keys/{n}/{v}/verify            |  |  | Verify                   | - | keys/verify/action           | object |  | D
+POST       | /keys/{n}/encrypt               |  |  | Encrypt                  | - | keys/encrypt/action          | object |  | D
+POST       | /keys/{n}/decrypt               |  |  | Decrypt                  | - | keys/decrypt/action          | object |  | D
+POST       | /keys/{n}/wrapkey               |  |  | WrapKey                  | - | keys/wrap/action             | object |  | D
+POST       | /keys/{n}/unwrapkey             |  |  | UnwrapKey                | - | keys/unwrap/action           | object |  | D
+POST       | /keys/{n}/sign                  |  |  | Sign                     | - | keys/sign/action             | object |  | D
+POST       | /keys/{n}/verify                |  |  | Verify                   | - | keys/verify/action           | object |  | D
 POST       | /keys/{n}/rotate                |  |  | RotateKey                | - | keys/rotate/action           | object |  | D
 GET        | /keys/{n}/rotationpolicy        |  |  | GetKeyRotationPolicy     | - | keyrotationpolicies/read     | vault  |  | D
 PUT        | /keys/{n}/rotationpolicy        |  |  | UpdateKeyRotationPolicy  | - | keyrotationpolicies/write    | vault  |  | D
