@@ -255,5 +255,7 @@ def _api_error(exc: Any, doing: str) -> str:
         detail = json.loads(exc.body).get("message") or detail
     except (TypeError, ValueError, AttributeError):
         pass
-    hint = " (is the ClientIntents CRD installed?)" if exc.status == 404 else ""
+    hint = {404: " (is the ClientIntents CRD installed?)",
+            409: " (another field manager owns these fields: review, then re-run with --force-conflicts)"
+            }.get(exc.status, "")
     return f"{doing}: HTTP {exc.status}: {detail}{hint}"

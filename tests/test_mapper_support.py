@@ -26,14 +26,14 @@ CONTAINER_SCOPE = f"/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}/blobS
 BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
 
 
-def call(pod: str = "web-7d4b9c6f5-abcde", *, namespace: str = "shop", uid: str = "", method: str = "GET",
+def call(pod: str = "web-7d4b9c6f5-abcde", *, namespace: str = "shop", uid: str | None = None, method: str = "GET",
          path: str = "/uploads/{name}", query: dict[str, str] | None = None, headers: dict[str, str] | None = None,
          status: int = 200, error_code: str = "", count: int = 1, first: int = 0, last: int = 0,
          service: str = "blob", account: str = ACCOUNT, host: bool = False, node: str = "") -> report_pb2.ObservedCall:
     """One observed call, shaped as the agent reports it."""
     now = int(time.time() * 1000)
     caller = report_pb2.Caller(host=True, node=node or "node-1") if host else report_pb2.Caller(
-        namespace=namespace, pod_name=pod, pod_uid=uid or f"uid-{pod}", container="app")
+        namespace=namespace, pod_name=pod, pod_uid=f"uid-{pod}" if uid is None else uid, container="app")
     return report_pb2.ObservedCall(
         caller=caller, service=service, account=account, host=f"{account}.{service}.core.windows.net",
         method=method, path=path, query=query or {}, headers=headers or {}, status=status, error_code=error_code,
