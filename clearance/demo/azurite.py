@@ -12,7 +12,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from clearance.demo.credential import LocalWorkloadCredential
 from clearance.demo.pki import LocalPKI
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +61,7 @@ class Azurite:
     log_path: Path
     accounts: tuple[str, ...]
     account: str = field(init=False)
+    _credential: LocalWorkloadCredential = field(default_factory=LocalWorkloadCredential)
 
     def __post_init__(self) -> None:
         self.account = self.accounts[0]
@@ -73,9 +76,41 @@ class Azurite:
             return f"https://{acct}.{service}.localhost:{port}"
         raise ValueError(f"style must be 'path' or 'host', not {style!r}")
 
+    def blob_url(self, style: str = "path", account: str | None = None) -> str:
+        return self.url("blob", style, account)
+
+    def queue_url(self, style: str = "path", account: str | None = None) -> str:
+        return self.url("queue", style, account)
+
+    def table_url(self, style: str = "path", account: str | None = None) -> str:
+        return self.url("table", style, account)
+
     def endpoint_template(self, service: str, style: str = "path") -> str:
-        """The agent's ``--endpoint`` value for ``service`` (``{account}`` placeholder)."""
-        return f"{service}={self.url(service, style, '{account}')}"
+        """The URL template of the agent's ``--endpoint SERVICE=TEMPLATE`` (``{account}`` placeholder)."""
+        return self.url(service, style, "{account}")
+
+    def credential(self) -> LocalWorkloadCredential:
+        """A TokenCredential whose bearer tokens Azurite accepts."""
+        return self._credential
+
+    def sdk_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments that make an SDK client trust the local CA."""
+        return {"connection_verify": str(self.ca_cert)}
+
+    def blob_service_client(self, style: str = "path", account: str | None = None) -> Any:
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient(self.blob_url(style, account), credential=self._credential, **self.sdk_kwargs())
+
+    def queue_service_client(self, style: str = "path", account: str | None = None) -> Any:
+        from azure.storage.queue import QueueServiceClient
+
+        return QueueServiceClient(self.queue_url(style, account), credential=self._credential, **self.sdk_kwargs())
+
+    def table_service_client(self, style: str = "path", account: str | None = None) -> Any:
+        from azure.data.tables import TableServiceClient
+
+        return TableServiceClient(self.table_url(style, account), credential=self._credential, **self.sdk_kwargs())
 
     def stop(self) -> None:
         """Stop the emulator (idempotent)."""

@@ -19,6 +19,8 @@ DEFAULT_NAMES = ("localhost", "*.localhost", "127.0.0.1", "*.blob.localhost", "*
 class LocalPKI:
     """Paths of a CA and one server certificate it signed."""
 
+    __test__ = False  # tests import it as TestPKI; it is not a test class
+
     ca_cert: Path
     cert: Path
     key: Path

@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -24,16 +25,17 @@ from pathlib import Path
 
 import yaml
 
+from clearance.nodeagent.pipeline.attribution import cgroup2_mount as _agent_cgroup2_mount
+
 KUBEPODS = ("kubepods.slice", "kubepods-besteffort.slice")
 
 
-def cgroup2_mount(mountinfo: Path = Path("/proc/self/mountinfo")) -> Path:
-    """The mount point of the cgroup v2 hierarchy, from mountinfo (``/sys/fs/cgroup`` or ``.../unified``)."""
-    for line in mountinfo.read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        if right.split(" ", 1)[0] == "cgroup2":
-            return Path(left.split(" ")[4].replace("\\040", " "))
-    raise RuntimeError("no cgroup2 mount in /proc/self/mountinfo")
+def cgroup2_mount() -> Path:
+    """The cgroup v2 mount point (``/sys/fs/cgroup``, or ``.../unified`` on hybrid hosts)."""
+    root = _agent_cgroup2_mount()
+    if root is None:
+        raise RuntimeError("no cgroup2 mount in /proc/self/mountinfo: the node agent needs cgroup v2")
+    return root
 
 
 @dataclass
@@ -76,6 +78,13 @@ class LocalPod:
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+    def check(self, timeout: float = 120) -> str:
+        """Wait for a clean exit and return stdout; raise with stderr otherwise."""
+        code = self.wait(timeout)
+        if code != 0:
+            raise AssertionError(f"pod {self.namespace}/{self.name} exited {code}: {self.stderr()[-3000:]}")
+        return self.stdout()
 
     def as_yaml(self) -> dict[str, object]:
         """This pod in the ``--pods-file`` format."""
@@ -129,6 +138,10 @@ class LocalPods:
                        d.stat().st_ino, proc, out, err)
         self.pods.append(pod)
         return pod
+
+    def python(self, namespace: str, name: str, script: str | Path, *args: str, **kw: object) -> LocalPod:
+        """Run a Python program with this interpreter in a new pod."""
+        return self.start(namespace, name, [sys.executable, str(script), *args], **kw)  # type: ignore[arg-type]
 
     def pods_file(self, path: Path) -> Path:
         """Write the ``--pods-file`` YAML listing every pod started so far."""

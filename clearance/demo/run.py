@@ -18,6 +18,10 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clearance.demo.azurite import Azurite
 
 NAMESPACE = "otterize-tutorial-azure-iam"
 WORKLOAD = "client"
@@ -91,7 +95,7 @@ class Demo:
             stack.callback(azurite.stop)
             account_url = azurite.url("blob")
             say(f"Azurite (HTTPS, OAuth) is the storage account {ACCOUNT} at {account_url}")
-            self.seed(account_url, pki.ca_cert)
+            self.seed(azurite)
             say("created containers downloads and uploads, and downloads/hello.txt")
 
             token = self.workdir / "agent-token"
@@ -110,7 +114,7 @@ class Demo:
             say(f"mapper listening on {mapper} (SQLite store {self.workdir / 'clearance.db'})")
             self.spawn("agent", [*self.clearance, "agent", "--mapper", mapper, "--pods-file", str(pods_file),
                                  "--token-file", str(token), "--metrics-port", "0",
-                                 "--endpoint", azurite.endpoint_template("blob")])
+                                 "--endpoint", f"blob={azurite.endpoint_template('blob')}"])
             say("node agent started: eBPF uprobes on OpenSSL (SSL_write/SSL_read and their _ex forms)")
             time.sleep(3)
             self.check_alive()
@@ -125,12 +129,9 @@ class Demo:
             return self.watch(mapper, client)
         return 1
 
-    def seed(self, account_url: str, ca: Path) -> None:
-        from azure.storage.blob import BlobServiceClient
-
-        from clearance.demo.credential import LocalWorkloadCredential
-
-        service = BlobServiceClient(account_url, credential=LocalWorkloadCredential(), connection_verify=str(ca))
+    def seed(self, azurite: Azurite) -> None:
+        """The tutorial's storage: containers downloads and uploads, and downloads/hello.txt."""
+        service = azurite.blob_service_client()
         for name in ("downloads", "uploads"):
             service.create_container(name)
         service.get_blob_client("downloads", "hello.txt").upload_blob(b"Hello, Azure integration\n")

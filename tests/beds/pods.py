@@ -1,170 +1,21 @@
-"""Test bed: kubelet-style cgroup v2 "pods" on this machine.
+"""Test bed: kubelet-style cgroup v2 "pods" on this machine (``clearance.demo.pods``).
 
-``fake_pods.start(...)`` creates, under the cgroup2 mount, the directories that kubelet's systemd
-driver with containerd creates::
-
-    kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid_with_underscores>.slice/
-        cri-containerd-<64 hex>.scope
-
-and starts a process inside (it joins the cgroup before exec), so ``bpf_get_current_cgroup_id()``
-for it is the inode of that scope directory, exactly as on a node. ``pods_file(path)`` writes the
-agent's ``--pods-file`` YAML for every pod started. Teardown kills the processes and removes the
-directories it created.
+``fake_pods.start(...)`` runs a process in its own kubelet-style cgroup, so the kernel attributes
+it exactly as on a node; teardown kills the processes and removes the directories it created.
 """
 from __future__ import annotations
 
 import os
-import secrets
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-KUBEPODS = ("kubepods.slice", "kubepods-besteffort.slice")
+from clearance.demo.pods import KUBEPODS, LocalPod, LocalPods, cgroup2_mount
 
-
-def cgroup2_mount(mountinfo: Path = Path("/proc/self/mountinfo")) -> Path:
-    """The mount point of the cgroup v2 hierarchy, from mountinfo (``/sys/fs/cgroup`` or ``.../unified``)."""
-    for line in mountinfo.read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        if right.split(" ", 1)[0] == "cgroup2":
-            return Path(left.split(" ")[4].replace("\\040", " "))
-    raise RuntimeError("no cgroup2 mount in /proc/self/mountinfo")
-
-
-@dataclass
-class FakePod:
-    """One started "pod": its identity, its cgroup and its process."""
-
-    namespace: str
-    name: str
-    uid: str
-    service_account: str
-    owner: tuple[str, str]
-    container: str
-    container_id: str
-    cgroup_dir: Path
-    cgroup_id: int
-    process: subprocess.Popen[bytes]
-    stdout_path: Path
-    stderr_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for the process; returns its exit code."""
-        return self.process.wait(timeout=timeout)
-
-    def terminate(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit within 5 s."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def check(self, timeout: float = 120) -> str:
-        """Wait for a clean exit and return stdout; raise with stderr otherwise."""
-        code = self.wait(timeout)
-        if code != 0:
-            raise AssertionError(f"pod {self.namespace}/{self.name} exited {code}: {self.stderr()[-3000:]}")
-        return self.stdout()
-
-    def as_yaml(self) -> dict[str, object]:
-        return {"namespace": self.namespace, "name": self.name, "uid": self.uid,
-                "serviceAccount": self.service_account,
-                "owner": {"kind": self.owner[0], "name": self.owner[1]},
-                "containers": [{"name": self.container, "id": self.container_id}]}
-
-
-@dataclass
-class FakePods:
-    """Factory of pods; remembers what it created so teardown can undo it."""
-
-    workdir: Path
-    root: Path = field(default_factory=cgroup2_mount)
-    pods: list[FakePod] = field(default_factory=list)
-    _created: list[Path] = field(default_factory=list)
-
-    def _mkdir(self, d: Path) -> None:
-        if not d.exists():
-            d.mkdir()
-            self._created.append(d)
-
-    def start(self, namespace: str, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
-              service_account: str = "default", owner: tuple[str, str] = ("Deployment", "client"),
-              container: str = "app", cwd: str | Path | None = None) -> FakePod:
-        """Create the pod's cgroup and run ``argv`` in it; ``env`` is added to this process's environment."""
-        uid = str(uuid.uuid4())
-        container_id = secrets.token_hex(32)
-        d = self.root
-        for part in KUBEPODS:
-            d = d / part
-            self._mkdir(d)
-        d = d / f"kubepods-besteffort-pod{uid.replace('-', '_')}.slice"
-        self._mkdir(d)
-        d = d / f"cri-containerd-{container_id}.scope"
-        self._mkdir(d)
-        procs = str(d / "cgroup.procs")
-
-        def join_cgroup() -> None:
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-
-        out = self.workdir / f"{namespace}-{name}.out"
-        err = self.workdir / f"{namespace}-{name}.err"
-        with out.open("wb") as o, err.open("wb") as e:
-            proc = subprocess.Popen(list(argv), env=dict(os.environ, **(env or {})), stdout=o, stderr=e,
-                                    stdin=subprocess.DEVNULL, preexec_fn=join_cgroup, cwd=cwd)
-        pod = FakePod(namespace, name, uid, service_account, owner, container, container_id, d,
-                      d.stat().st_ino, proc, out, err)
-        self.pods.append(pod)
-        return pod
-
-    def python(self, namespace: str, name: str, script: str | Path, *args: str, **kw: object) -> FakePod:
-        """Run a Python program of the project's venv in a new pod."""
-        return self.start(namespace, name, [sys.executable, str(script), *args], **kw)  # type: ignore[arg-type]
-
-    def pods_file(self, path: Path) -> Path:
-        """Write the agent's ``--pods-file`` YAML listing every pod started so far."""
-        path.write_text(yaml.safe_dump({"pods": [p.as_yaml() for p in self.pods]}, sort_keys=False))
-        return path
-
-    def close(self) -> None:
-        """Kill every process, then remove the directories this factory created (deepest first)."""
-        for p in self.pods:
-            if p.process.poll() is None:
-                p.process.send_signal(signal.SIGKILL)
-            p.process.wait(timeout=10)
-        for d in reversed(self._created):
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    # Busy: a child of ours is still exiting, or another test's pod shares the slice.
-                    if d.name.startswith(KUBEPODS):
-                        break
-                    time.sleep(0.05)
+FakePod = LocalPod
+FakePods = LocalPods
+__all__ = ["KUBEPODS", "FakePod", "FakePods", "cgroup2_mount", "fake_pods"]
 
 
 @pytest.fixture
