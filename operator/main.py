@@ -16,7 +16,6 @@ import asyncio
 import importlib
 import logging
 import os
-import threading
 from typing import Any
 
 import kopf
@@ -183,10 +182,3 @@ def run_operator(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-def run_in_thread(coro_factory: Any) -> tuple[threading.Thread, Any]:
-    """Run ``coro_factory(loop)`` in a new event loop on a daemon thread; returns (thread, loop)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(coro_factory(loop)), daemon=True)
-    thread.start()
-    return thread, loop
