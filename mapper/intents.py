@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .applied import AppliedIndex
-from .store import PermissionRow, UnknownRow
+from .store import UnknownRow
 
 STATUSES = ("applied", "missing", "denied")
 
@@ -36,41 +36,40 @@ class Intent:
                 "lastSeen": self.last_seen}
 
 
-def permission_status(row: PermissionRow, applied: bool) -> str:
-    if applied:
-        return "applied"
-    if row.last_denied and row.last_denied >= row.last_allowed:
-        return "denied"
-    return "missing"
-
-
-def build_intents(rows: Iterable[PermissionRow], applied: AppliedIndex, status: str = "") -> list[Intent]:
-    """Rows (ordered by workload and scope, as the store returns them) -> entries, in that order
-    and then applied, missing, denied."""
+def build_intents(rows: Iterable[tuple], applied: AppliedIndex, status: str = "") -> list[Intent]:
+    """Permission tuples (PermissionRow's field order, sorted by workload and scope as the store
+    returns them) -> entries, in that order and then applied, missing, denied."""
     out: list[Intent] = []
     group: dict[str, Intent] = {}
-    current: tuple[str, str, str, str] | None = None
-    lookup_key: tuple[str, str, str] | None = None
+    current: tuple | None = None
+    lookup_key: tuple | None = None
     wi = None
-    for r in rows:
-        key = (r.namespace, r.kind, r.name, r.scope)
+    for ns, kind, name, scope, perm, data, calls, first, last, last_denied, last_allowed in rows:
+        key = (ns, kind, name, scope)
         if key != current:
-            _flush(group, out, status)
+            if group:
+                _flush(group, out, status)
             current = key
-            if (r.namespace, r.kind, r.name) != lookup_key:
-                lookup_key = (r.namespace, r.kind, r.name)
-                wi = applied.lookup(r.namespace, r.kind, r.name)
-        st = permission_status(r, wi is not None and wi.covers(r.scope, r.permission, r.data))
+            if key[:3] != lookup_key:
+                lookup_key = key[:3]
+                wi = applied.lookup(ns, kind, name)
+        if wi is not None and wi.covers(scope, perm, bool(data)):
+            st = "applied"
+        elif last_denied and last_denied >= last_allowed:
+            st = "denied"
+        else:
+            st = "missing"
         e = group.get(st)
         if e is None:
-            e = group[st] = Intent(r.namespace, r.kind, r.name, r.scope, st, [], [], 0, r.first_seen, r.last_seen)
-        (e.data_actions if r.data else e.actions).append(r.permission)
-        if r.calls > e.calls:
-            e.calls = r.calls
-        if r.first_seen < e.first_seen:
-            e.first_seen = r.first_seen
-        if r.last_seen > e.last_seen:
-            e.last_seen = r.last_seen
+            e = group[st] = Intent(ns, kind, name, scope, st, [], [], calls, first, last)
+        else:
+            if calls > e.calls:
+                e.calls = calls
+            if first < e.first_seen:
+                e.first_seen = first
+            if last > e.last_seen:
+                e.last_seen = last
+        (e.data_actions if data else e.actions).append(perm)
     _flush(group, out, status)
     return out
 

@@ -41,7 +41,7 @@ class Mapper:
     def intents(self, namespace: str = "", workload: str = "", status: str = "") -> list[Intent]:
         if status and status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-        return build_intents(self.store.permissions(namespace, workload), self.applied.index, status)
+        return build_intents(self.store.permission_tuples(namespace, workload), self.applied.index, status)
 
     def unknown(self, namespace: str = "", workload: str = "") -> list[UnknownRow]:
         return self.store.unknown(namespace, workload)
@@ -97,7 +97,7 @@ class IntentsService(intents_pb2_grpc.IntentsServicer):
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return intents_pb2.ListIntentsResponse(
-            intents=[to_proto(e) for e in intents],
+            intents=map(to_proto, intents),
             unknown=[unknown_to_proto(u) for u in self.mapper.unknown(f.namespace, f.workload)])
 
     def ExportIntents(self, request: intents_pb2.ExportIntentsRequest,

@@ -175,10 +175,13 @@ class Store:
 
     def permissions(self, namespace: str = "", workload: str = "") -> list[PermissionRow]:
         """Every discovered permission, ordered by namespace, workload, scope, permission."""
+        return [PermissionRow(*r) for r in self.permission_tuples(namespace, workload)]
+
+    def permission_tuples(self, namespace: str = "", workload: str = "") -> Iterator[tuple]:
+        """Like :meth:`permissions`, as plain tuples in PermissionRow's field order, streamed."""
         where, args = _filter(namespace, workload)
-        rows = self._reader().execute(
-            "SELECT * FROM permissions" + where + " ORDER BY namespace, kind, name, scope, data, permission", args)
-        return [PermissionRow(*r) for r in rows]
+        return self._reader().execute(
+            "SELECT * FROM permissions" + where + " ORDER BY namespace, kind, name, scope, permission, data", args)
 
     def unknown(self, namespace: str = "", workload: str = "") -> list[UnknownRow]:
         where, args = _filter(namespace, workload)

@@ -1,0 +1,109 @@
+"""Scale of the mapper: 10,000 workloads x 10 discovered intents (2 permissions each).
+
+Fills a store through the Store API, starts ``clearance mapper`` on it, then prints the mapper's
+peak RSS (after serving the list), the ListIntents round trip, and the wall time of the whole
+``clearance intents list -A`` command (table to /dev/null), best of 3.
+
+    .venv/bin/python bench/mapper_scale.py [--workloads 10000] [--intents 10]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from clearance.mapper.store import Batch, Store  # noqa: E402
+from clearance.v1 import intents_pb2, intents_pb2_grpc  # noqa: E402
+
+BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers"
+
+
+def fill(db: Path, workloads: int, intents: int) -> int:
+    store = Store(db)
+    now = int(time.time() * 1000)
+    rows = 0
+    for start in range(0, workloads, 1000):
+        batch = Batch()
+        for w in range(start, min(workloads, start + 1000)):
+            for i in range(intents):
+                scope = f"/providers/Microsoft.Storage/storageAccounts/acct{w % 500}/blobServices/default/containers/c{w}-{i}"
+                key = (f"ns{w % 50}", "Deployment", f"app{w}")
+                batch.permissions[(*key, scope, f"{BLOBS}/read", 0)] = [1, now, now, 0, now]
+                batch.permissions[(*key, scope, f"{BLOBS}/blobs/read", 1)] = [7, now, now, 0, now]
+                rows += 2
+        store.ingest(batch)
+    store.close()
+    return rows
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workloads", type=int, default=10_000)
+    ap.add_argument("--intents", type=int, default=10)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="clearance-scale-"))
+    db = tmp / "scale.db"
+    t = time.perf_counter()
+    rows = fill(db, args.workloads, args.intents)
+    print(f"filled {rows:,} permission rows ({args.workloads:,} workloads x {args.intents} intents) "
+          f"in {time.perf_counter() - t:.1f} s; db {db.stat().st_size / 1e6:.0f} MB")
+    (tmp / "token").write_text("scale-token-0123456789abcdef")
+    (tmp / "pods.yaml").write_text("pods: []\n")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    clearance = str(ROOT / ".venv" / "bin" / "clearance")
+    proc = subprocess.Popen([clearance, "--log-level", "warning", "mapper", "--listen", f"127.0.0.1:{port}",
+                             "--db", str(db), "--pods-file", str(tmp / "pods.yaml"),
+                             "--agent-token-file", str(tmp / "token")], cwd="/", env=env)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 1 << 30)])
+        grpc.channel_ready_future(channel).result(timeout=60)
+        stub = intents_pb2_grpc.IntentsStub(channel)
+        rpc = []
+        for _ in range(3):
+            t = time.perf_counter()
+            resp = stub.ListIntents(intents_pb2.ListIntentsRequest(), timeout=120)
+            rpc.append(time.perf_counter() - t)
+        cli = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run([clearance, "intents", "list", "-A", "--mapper", f"127.0.0.1:{port}"], check=True,
+                           stdout=subprocess.DEVNULL, cwd="/", env=env)
+            cli.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        subprocess.run([clearance, "--version"], check=True, stdout=subprocess.DEVNULL, cwd="/", env=env)
+        startup = time.perf_counter() - t
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        hwm = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        print(f"ListIntents over {len(resp.intents):,} intents: {min(rpc):.2f} s (best of 3)")
+        print(f"clearance intents list -A: {min(cli):.2f} s wall, best of 3 "
+              f"(of which interpreter start-up ~{startup:.2f} s)")
+        print(f"mapper peak RSS: {hwm / 1024:.0f} MB")
+        channel.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
