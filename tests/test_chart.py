@@ -151,3 +151,14 @@ def test_schema_rejects_bad_values_naming_them(values: dict[str, Any], message: 
         with pytest.raises(helm.HelmValuesError) as err:
             chart.validate_schema(values)
     assert message in str(err.value)
+
+
+def test_webhook_paths_are_the_operators_handler_ids() -> None:
+    from clearance.operator.identity.handlers import MUTATE_PATH
+    from clearance.operator.intents.handlers import VALIDATE_PATH
+
+    docs = kinds(render(FULL))
+    mutate = {w["clientConfig"]["service"]["path"] for w in docs["MutatingWebhookConfiguration/clearance-pod-identity"]["webhooks"]}
+    validate = {w["clientConfig"]["service"]["path"] for w in docs["ValidatingWebhookConfiguration/clearance-clientintents"]["webhooks"]}
+    assert mutate == {MUTATE_PATH}
+    assert validate == {VALIDATE_PATH}

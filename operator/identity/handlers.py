@@ -47,6 +47,9 @@ async def service_account_deleted(name: str, namespace: str, memo: Any, **_: Any
     await reconcile.cleanup_service_account(_context(memo), namespace, name)
 
 
+MUTATE_PATH = "/identity-pod-mutate"  # charts/clearance/templates/operator.yaml
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     """Add the identity handlers and the pod webhook to ``registry`` (once per registry)."""
     if getattr(registry, "_clearance_identity_registered", False):
@@ -62,5 +65,5 @@ def register(registry: kopf.OperatorRegistry) -> None:
                    registry=registry, backoff=5)(service_account_resumed)
     kopf.on.delete("", "v1", "serviceaccounts", id="identity-sa-delete", labels=managed,
                    registry=registry, backoff=5)(service_account_deleted)
-    kopf.on.mutate("", "v1", "pods", id="identity-pod-mutate", operations=["CREATE"], when=_pod_opted_in,
+    kopf.on.mutate("", "v1", "pods", id=MUTATE_PATH.strip("/"), operations=["CREATE"], when=_pod_opted_in,
                    ignore_failures=True, side_effects=True, registry=registry)(mutate_pod)
