@@ -273,6 +273,15 @@ SA_ID = RG + "/providers/Microsoft.Storage/storageAccounts/a1"
     ("POST", SA_ID + "/blobServices/default/containers/c1/lease", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/lease/action", SA_ID + "/blobServices/default/containers/c1"),
     ("POST", SA_ID + "/blobServices/default/containers/c1/setLegalHold", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/setLegalHold/action", SA_ID + "/blobServices/default/containers/c1"),
     ("POST", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default/lock", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/lock/action", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default"),
+    ("POST", SA_ID + "/ListServiceSas", 200, "Microsoft.Storage/storageAccounts/listServiceSas/action", SA_ID),
+    ("PUT", SA_ID + "/blobServices/default", 200, "Microsoft.Storage/storageAccounts/blobServices/write", SA_ID + "/blobServices/default"),
+    ("GET", SA_ID + "/blobServices/default/containers/c1", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/read", SA_ID + "/blobServices/default/containers/c1"),
+    ("DELETE", SA_ID + "/blobServices/default/containers/c1", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/delete", SA_ID + "/blobServices/default/containers/c1"),
+    ("POST", SA_ID + "/blobServices/default/containers/c1/clearLegalHold", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/clearLegalHold/action", SA_ID + "/blobServices/default/containers/c1"),
+    ("PUT", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default", 201, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/write", SA_ID + "/blobServices/default/containers/c1"),
+    ("GET", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/read", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default"),
+    ("DELETE", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/delete", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default"),
+    ("POST", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default/extend", 200, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/extend/action", SA_ID + "/blobServices/default/containers/c1/immutabilityPolicies/default"),
     ("GET", "/subscriptions/s1/providers/Microsoft.Storage/storageAccounts", 200, "Microsoft.Storage/storageAccounts/read", "/subscriptions/s1"),
     ("POST", "/subscriptions/s1/providers/Microsoft.Storage/checkNameAvailability", 200, "Microsoft.Storage/checknameavailability/read", "/subscriptions/s1"),
     ("POST", "/subscriptions/s1/providers/Microsoft.Storage/register", 200, "Microsoft.Storage/register/action", "/subscriptions/s1"),
@@ -326,3 +335,33 @@ def test_same_signature_gives_the_same_object() -> None:
     a = classify(call("blob", "GET", "/c1/{name}"))
     b = classify(call("blob", "GET", "/c1/{name}"))
     assert a is b
+
+
+def test_no_tie_between_rows_that_disagree() -> None:
+    """For every row-test case, each candidate with the winning score gives the same result
+    (otherwise declaration order, not the data, would decide)."""
+    from test_catalog_rows import EXPANDED
+
+    from clearance.mapper.catalog import CATALOG, explain
+    from clearance.mapper.catalog.matcher import DISCRIMINATORS, _score
+    from clearance.mapper.catalog.paths import locate, segments
+
+    for method, service, path, query, headers, *_ in EXPANDED:
+        if service == "vault":
+            continue
+        c = call(service, method, path, query, headers)
+        winner = explain(c)
+        where = locate(service, segments(c.path, c.account, c.host))
+        q, h = dict(c.query), dict(c.headers)
+        scored = []
+        for row in CATALOG._index.get((service, method, where.level), ()):
+            if any(k not in row.query for k in q if k in DISCRIMINATORS):
+                continue
+            a, b = _score(row.query, q), _score(row.headers, h)
+            if a >= 0 and b >= 0:
+                scored.append((a + b, row))
+        best = max(s for s, _ in scored)
+        for s, row in scored:
+            if s == best:
+                assert (row.operation, row.actions, row.data_actions, row.scope) == \
+                    (winner.operation, winner.actions, winner.data_actions, winner.scope), (c, row)
