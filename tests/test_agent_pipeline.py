@@ -70,6 +70,7 @@ class Feeder:
         return self.pipe.drain(final=final)
 
     def ignored(self, reason: str) -> float:
+        self.pipe.flush_metrics()
         return self.metrics.value("clearance_agent_ignored_total", {"reason": reason})
 
 

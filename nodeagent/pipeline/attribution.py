@@ -116,6 +116,7 @@ class Attributor:
         self._proc = proc
         self._index = CgroupIndex(self.root)
         self._cache: dict[int, Identity | None] = {}
+        self._misses: dict[int, float] = {}  # cgroup ids not found, and when they were looked up
 
     def identity(self, cgroup_id: int, pid: int) -> Identity | None:
         """(pod uid, container id) of the process, or None for a process outside any pod."""
@@ -123,11 +124,19 @@ class Attributor:
             return self._cache[cgroup_id]
         except KeyError:
             pass
+        missed = self._misses.get(cgroup_id)
+        if missed is not None and time.monotonic() - missed < 1.0:
+            return None
         path = self._path_from_proc(cgroup_id, pid)
         if path is None:
             path = self._index.path_of(cgroup_id)
         if path is None:
-            return None  # not cached: a cgroup created later may appear on the next refresh
+            # not cached for good: a cgroup created later appears on a later refresh
+            if len(self._misses) >= _CACHE_MAX:
+                self._misses.clear()
+            self._misses[cgroup_id] = time.monotonic()
+            return None
+        self._misses.pop(cgroup_id, None)
         ident = parse_cgroup_path(path)
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 
 from clearance.nodeagent.events import AzureCall, Direction, TlsEvent
@@ -39,30 +40,43 @@ class Pipeline:
         self.endpoints = endpoints
         self.attributor = attributor
         self.metrics = metrics or Metrics()
-        self._ignored = self.metrics.ignored
+        self._counts = {"captured": 0, "parsed": 0}
+        self._ignored_counts: dict[str, int] = {}
         self._reasm = Reassembler(self._ignore, self._evicted, max_conns=max_conns)
         self._calls = Deduper(max_calls)
         self._wait_ns = int(response_wait_s * 1e9)
         self._grace_ns = int(pod_grace_s * 1e9)
         self._unix_offset_ns = time.time_ns() - time.monotonic_ns()
+        self._lock = threading.Lock()  # feed (capture thread) and drain (report loop) may differ
 
     # -- input -------------------------------------------------------------------------------
     def feed(self, event: TlsEvent) -> None:
         """Consume one TLS event; bad input is counted as ignored, never raised."""
-        self.metrics.captured.inc()
         try:
-            if event.direction == Direction.WRITE:
-                conn, done = self._reasm.feed(event)
-                for completed in done:
-                    self._request(conn, completed, event.pid)
-            else:
-                self._response(event)
+            with self._lock:
+                self._counts["captured"] += 1
+                if event.direction == Direction.WRITE:
+                    conn, done = self._reasm.feed(event)
+                    for completed in done:
+                        self._request(conn, completed, event.pid)
+                else:
+                    self._response(event)
         except Exception as exc:  # a bug must not stop the capture; the bytes are never logged
             self._ignore("internal_error")
             log.warning("event dropped by an internal error", extra={"fields": {"error": type(exc).__name__}})
 
     def _ignore(self, reason: str) -> None:
-        self._ignored.labels(reason=reason).inc()
+        self._ignored_counts[reason] = self._ignored_counts.get(reason, 0) + 1
+
+    def flush_metrics(self) -> None:
+        """Move the counts kept locally (cheaper per event) into the Prometheus metrics (drain does)."""
+        m = self.metrics
+        m.captured.inc(self._counts["captured"])
+        m.parsed.inc(self._counts["parsed"])
+        self._counts = {"captured": 0, "parsed": 0}
+        counts, self._ignored_counts = self._ignored_counts, {}
+        for reason, n in counts.items():
+            m.ignored.labels(reason=reason).inc(n)
 
     def _recognise(self, completed: Completed) -> list[AzureCall] | None:
         req = completed.request
@@ -76,7 +90,7 @@ class Pipeline:
                 sub_ep = self.endpoints.match(sub.headers.get("host") or ep.host, sub.target)
                 if sub_ep is not None:
                     calls.append(redact(sub_ep, sub, self.endpoints))
-        self.metrics.parsed.inc(len(calls))
+        self._counts["parsed"] += len(calls)
         return calls
 
     def _request(self, conn: Conn, completed: Completed, pid: int) -> None:
@@ -146,6 +160,18 @@ class Pipeline:
         unless ``final``.
         """
         now = time.monotonic_ns() if now_ns is None else now_ns
+
+        def ready(seen: Seen) -> bool:
+            return (final or seen.ident is None or now - seen.first_ns >= self._grace_ns
+                    or self.attributor.known(seen.ident))
+
+        with self._lock:
+            self._flush_pending(now, final)
+            self.flush_metrics()
+            taken = self._calls.take(ready)
+        return [self._proto(seen) for seen in taken]
+
+    def _flush_pending(self, now: int, final: bool) -> None:
         for conn in self._reasm.conns():
             if conn.pending or conn.batch is not None:
                 if final or now - conn.head_ts >= self._wait_ns:
@@ -154,12 +180,6 @@ class Pipeline:
                         self._request(conn, batch, conn.key[0])
                 while conn.pending and (final or now - conn.pending[0][2] >= self._wait_ns):
                     self._settle(conn.pending.popleft(), 0, "", b"")
-
-        def ready(seen: Seen) -> bool:
-            return (final or seen.ident is None or now - seen.first_ns >= self._grace_ns
-                    or self.attributor.known(seen.ident))
-
-        return [self._proto(seen) for seen in self._calls.take(ready)]
 
     def _proto(self, seen: Seen) -> report_pb2.ObservedCall:
         c = seen.call

@@ -15,7 +15,9 @@ MAX_TARGET = 12 * 1024
 MAX_HEADERS = 128
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,64}")
+# bytes.translate table: control characters (other than TAB, LF, CR) map to 0, the rest to 1
+_NOT_CONTROL = bytes(0 if (c < 32 and c not in (9, 10, 13)) or c == 127 else 1 for c in range(256))
 _ERROR_HEADER = re.compile(rb"\r\nx-ms-error-code:[ \t]*([A-Za-z0-9_.-]{1,80})", re.IGNORECASE)
 _JSON_CODE = re.compile(rb'"code"\s*:\s*"([A-Za-z0-9_.-]{1,80})"')
 
@@ -68,13 +70,14 @@ def parse_request_head(head: bytes, *, partial: bool = False, require_host: bool
         if cut < 0:
             raise Ignored("truncated")
         head = head[:cut]
-    if not head.isascii() or _CONTROL.search(head):
+    if not head.isascii() or b"\x00" in head.translate(_NOT_CONTROL):
         raise Ignored("binary")
-    lines = head.split(b"\r\n")
-    crlf = len(lines) - 1
+    crlf = head.count(b"\r\n")
     if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
         raise Ignored("malformed")  # bare CR or LF: a smuggling attempt or garbage
-    parts = lines[0].split(b" ")
+    line_end = head.find(b"\r\n")
+    request_line = head if line_end < 0 else head[:line_end]
+    parts = request_line.split(b" ")
     if len(parts) != 3:
         raise Ignored("malformed")
     raw_method, target, version = parts
@@ -86,19 +89,20 @@ def parse_request_head(head: bytes, *, partial: bool = False, require_host: bool
         raise Ignored("oversized")
     if not (target.startswith(b"/") or target.startswith(b"https://") or target.startswith(b"http://")):
         raise Ignored("malformed")
-    if len(lines) > MAX_HEADERS + 1:
+    if crlf > MAX_HEADERS:
         raise Ignored("oversized")
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.fullmatch(name):
-            raise Ignored("malformed")
-        key = name.decode().lower()
-        if key in headers:
-            if key == "host" or key == "content-length":
-                raise Ignored("malformed")  # ambiguous: two hosts or two lengths
-            continue
-        headers[key] = value.strip(b" \t").decode()
+    if line_end >= 0:
+        for line in head[line_end + 2:].decode("ascii").split("\r\n"):
+            name, sep, value = line.partition(":")
+            key = name.lower()
+            if not sep or not (key.replace("-", "").isalnum() or _TOKEN.fullmatch(key)):
+                raise Ignored("malformed")
+            if key in headers:
+                if key == "host" or key == "content-length":
+                    raise Ignored("malformed")  # ambiguous: two hosts or two lengths
+                continue
+            headers[key] = value.strip(" \t")
     if require_host and "host" not in headers and not target.startswith(b"http"):
         raise Ignored("truncated" if partial else "malformed")
     method = raw_method.decode()
