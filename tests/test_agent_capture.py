@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ from beds.azurite import Azurite
 from beds.certs import TestPKI
 from beds.pods import FakePods
 from beds.require import need
+from clearance.nodeagent.capture.elf_symbols import function_offsets
 from clearance.nodeagent.capture.libraries import classify, libraries_of, parse_maps_line
+from clearance.nodeagent.capture.probe_points import entry_probe_offset
 from clearance.nodeagent.events import Direction, TlsEvent
 
 CLIENTS = Path(__file__).parent / "clients"
@@ -55,6 +58,30 @@ def test_libraries_are_reached_through_map_files_once_per_file() -> None:
                                        ("libssl3.so", None), ("libcrypto.so.3", None), ("nodemon", None)])
 def test_classify(name: str, kind: str | None) -> None:
     assert classify(f"/x/{name}") == kind
+
+
+# -- probe points (no eBPF) ----------------------------------------------------------------------
+SUB8, CALL, ENDBR = b"\x48\x83\xec\x08", b"\xe8\x87\xfb\xff\xff", b"\xf3\x0f\x1e\xfa"
+
+
+@pytest.mark.parametrize("code,expected", [
+    (SUB8 + CALL, 4),                                  # OpenSSL 3.0 SSL_write_ex: past sub, on the call
+    (ENDBR + SUB8 + CALL, 8),                          # the same built with CET
+    (ENDBR + b"\x55\x48\x89\xe5", 4),                  # endbr64; push %rbp
+    (b"\x55\x48\x89\xe5\x41\x54", 0),                  # push %rbp first: already emulated
+    (b"\x41\x57\x41\x56", 0),                          # push %r15 first
+    (ENDBR + b"\x48\x81\xec\x00\x01\x00\x00\x41\x54", 11),  # endbr64; sub $256,%rsp; push %r12
+    (SUB8 + b"\x64\x48\x8b\x04\x25\x28\x00\x00\x00", 0),  # SSL_write: a mov follows, nothing gained
+    (b"\x48\x89\xfb\xe8\x00\x00\x00\x00", 0),          # mov %rdi,%rbx is not on the skip list
+    (SUB8 + b"\xe8\x00", 0),                           # truncated call
+    (SUB8, 0), (b"", 0), (ENDBR * 5 + CALL, 0),        # nothing emulated within the window
+])
+def test_entry_probe_offset(code: bytes, expected: int) -> None:
+    assert entry_probe_offset(code, machine="x86_64") == expected
+
+
+def test_entry_probe_stays_at_the_start_off_x86() -> None:
+    assert entry_probe_offset(SUB8 + CALL, machine="aarch64") == 0
 
 
 # -- the real program ----------------------------------------------------------------------------
@@ -155,6 +182,25 @@ def test_sdk_calls_from_a_pod_started_before_capture(azurite: Azurite, fake_pods
     reads = col.of(pod.pid, Direction.READ)
     assert any(e.data.startswith(b"HTTP/1.1 201") for e in reads), [e.data[:20] for e in reads]
     assert cap.stats()["lost"] == 0
+
+
+def test_write_probes_past_the_prologue_read_probes_at_the_start(capture) -> None:  # noqa: ANN001
+    """The agent's own probe points on this machine's libssl, from its bytes."""
+    cap, _col = capture
+    with open(LIBSSL, "rb") as f:
+        offsets = function_offsets(f, {"SSL_write_ex", "SSL_read_ex"})
+        f.seek(offsets["SSL_write_ex"])
+        skip = entry_probe_offset(f.read(32))
+    proc = subprocess.Popen([sys.executable, "-c", "import ssl, sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        run_until(cap, lambda: any(p.endswith("/libssl.so.3") for p in cap.probe_points()))
+        points = [syms for path, syms in cap.probe_points().items() if path.endswith("/libssl.so.3")]
+    finally:
+        proc.communicate(b"")
+    assert points, cap.stats()
+    for syms in points:
+        assert ("SSL_write_ex" + (f"+{skip}" if skip else "")) in syms, syms
+        assert "SSL_read_ex" in syms and "ret:SSL_read_ex" in syms, syms
 
 
 def test_headers_across_writes_and_non_http_filtered(fake_pods: FakePods, tls_server: int, test_pki: TestPKI,

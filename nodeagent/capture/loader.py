@@ -14,17 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from clearance.nodeagent.events import TlsEvent
 
 from . import layout
 from .elf_symbols import ElfError, function_offsets
 from .libraries import TlsLibrary, scan
+from .probe_points import MAX_SKIP, entry_probe_offset
 
 log = logging.getLogger("clearance.nodeagent.capture")
 
-# (symbol, BPF function, on return?, required?)
+# (symbol, BPF function, on return?, required?). Writes need only the entry (the plaintext is in the
+# buffer then), so their probe may sit past the prologue; reads need entry and return at the start.
 PROBES: tuple[tuple[str, str, bool, bool], ...] = (
     ("SSL_write", "on_write_entry", False, True),
     ("SSL_write_ex", "on_write_entry", False, False),   # OpenSSL >= 1.1.1; Python >= 3.10 uses only these
@@ -34,6 +36,16 @@ PROBES: tuple[tuple[str, str, bool, bool], ...] = (
     ("SSL_read_ex", "on_read_ex_entry", False, False),
     ("SSL_read_ex", "on_read_return", True, False),
 )
+
+
+def probe_points(f: BinaryIO, offsets: dict[str, int]) -> dict[str, int]:
+    """{symbol: bytes past its start for its entry probe}; 0 for a symbol that also has a return probe."""
+    with_return = {sym for sym, _fn, on_return, _req in PROBES if on_return}
+    points = {}
+    for sym, off in offsets.items():
+        f.seek(off)
+        points[sym] = 0 if sym in with_return else entry_probe_offset(f.read(MAX_SKIP + 8))
+    return points
 
 
 class CaptureError(RuntimeError):
@@ -58,7 +70,8 @@ class Capture:
 
     def __init__(self, on_event: Callable[[TlsEvent], None], *, ring_pages: int = 256,
                  rescan_interval_s: float = 2.0, proc: Path = Path("/proc"),
-                 use_ringbuf: bool | None = None, attach_self: bool = False) -> None:
+                 use_ringbuf: bool | None = None, attach_self: bool = False,
+                 entry_past_prologue: bool = True) -> None:
         if ring_pages <= 0 or ring_pages & (ring_pages - 1):
             raise ValueError(f"ring_pages must be a power of two, not {ring_pages}")
         self.on_event = on_event
@@ -67,6 +80,7 @@ class Capture:
         self.proc = proc
         self.use_ringbuf = use_ringbuf
         self.skip_pids = frozenset() if attach_self else frozenset({os.getpid()})
+        self.entry_past_prologue = entry_past_prologue  # False: every probe at its symbol (to compare)
         self._bpf: Any = None
         self._attached: dict[tuple[str, int], Attachment] = {}
         self._unusable: set[tuple[str, int]] = set()
@@ -107,11 +121,15 @@ class Capture:
 
     def close(self) -> None:
         """Detach everything and free the program (idempotent)."""
-        for key in list(self._attached):
-            self._detach(key)
+        self.detach_all()
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
+
+    def detach_all(self) -> None:
+        """Detach from every library; the next ``rescan()`` (or ``poll()`` when due) attaches again."""
+        for key in list(self._attached):
+            self._detach(key)
 
     def __enter__(self) -> "Capture":
         self.start()
@@ -167,6 +185,18 @@ class Capture:
             self._detach(key)
         self._unusable &= set(seen)
 
+    def attach_library(self, lib: TlsLibrary) -> bool:
+        """Attach to one library file now (``rescan`` finds them itself); False if it is unusable.
+
+        A later ``rescan`` detaches it again if no process it scans maps it.
+        """
+        if self._bpf is None:
+            raise RuntimeError("Capture.attach_library() before start()")
+        if lib.key not in self._attached:
+            self._unusable.discard(lib.key)
+            self._attach(lib)
+        return lib.key in self._attached
+
     def _attach(self, lib: TlsLibrary) -> None:
         from bcc import BPF, lib as libbcc
 
@@ -174,6 +204,7 @@ class Capture:
         try:
             with open(lib.open_path, "rb") as f:
                 offsets = function_offsets(f, {p[0] for p in PROBES})
+                points = probe_points(f, offsets) if self.entry_past_prologue else dict.fromkeys(offsets, 0)
         except (OSError, ElfError) as e:
             log.debug("cannot read library", extra={"fields": {"path": lib.pathname, "error": str(e)}})
             self._unusable.add(lib.key)
@@ -185,15 +216,16 @@ class Capture:
         for sym, fn, on_return, _required in PROBES:
             if sym not in offsets:
                 continue
+            skip = 0 if on_return else points[sym]
             prog = self._bpf.load_func(fn, BPF.KPROBE)
-            ev_name = f"{'r' if on_return else 'p'}_clr_{tag}_{offsets[sym]:x}".encode()
+            ev_name = f"{'r' if on_return else 'p'}_clr_{tag}_{offsets[sym] + skip:x}".encode()
             fd = libbcc.bpf_attach_uprobe(prog.fd, 1 if on_return else 0, ev_name, lib.open_path.encode(),
-                                          offsets[sym], -1)
+                                          offsets[sym] + skip, -1)
             if fd < 0:
                 log.warning("uprobe attach failed", extra={"fields": {"path": lib.pathname, "symbol": sym}})
                 continue
             att.fds.append(fd)
-            att.symbols.append(("ret:" if on_return else "") + sym)
+            att.symbols.append(("ret:" if on_return else "") + sym + (f"+{skip}" if skip else ""))
         if not att.fds:
             self._unusable.add(lib.key)
             return
@@ -221,6 +253,10 @@ class Capture:
             return (0, 0)
         t = self._bpf["stats"]
         return (sum(t[ctypes.c_int(0)]), sum(t[ctypes.c_int(1)]))
+
+    def probe_points(self) -> dict[str, list[str]]:
+        """{library path: probed symbols}, an entry probe moved past the prologue as ``SYMBOL+N``."""
+        return {a.library.pathname: list(a.symbols) for a in self._attached.values()}
 
     def stats(self) -> dict[str, Any]:
         """Lost events, delivered events, and the libraries attached."""
