@@ -93,16 +93,16 @@ def parse_request_head(head: bytes, *, partial: bool = False, require_host: bool
         raise Ignored("oversized")
     headers: dict[str, str] = {}
     if line_end >= 0:
-        for line in head[line_end + 2:].decode("ascii").split("\r\n"):
-            name, sep, value = line.partition(":")
-            key = name.lower()
-            if not sep or not (key.replace("-", "").isalnum() or _TOKEN.fullmatch(key)):
-                raise Ignored("malformed")
-            if key in headers:
-                if key == "host" or key == "content-length":
-                    raise Ignored("malformed")  # ambiguous: two hosts or two lengths
-                continue
-            headers[key] = value.strip(" \t")
+        parts = [line.partition(":") for line in head[line_end + 2:].decode("ascii").split("\r\n")]
+        names = [p[0].lower() for p in parts]
+        if "" in names or len("".join([p[1] for p in parts])) != len(parts):
+            raise Ignored("malformed")  # a line without a name or without a colon
+        if not "".join(names).replace("-", "").isalnum() and not all(_TOKEN.fullmatch(n) for n in names):
+            raise Ignored("malformed")
+        # reversed, so that the first occurrence of a header wins
+        headers = dict(zip(reversed(names), [p[2].strip(" \t") for p in reversed(parts)]))
+        if len(headers) != len(names) and (names.count("host") > 1 or names.count("content-length") > 1):
+            raise Ignored("malformed")  # ambiguous: two hosts or two lengths
     if require_host and "host" not in headers and not target.startswith(b"http"):
         raise Ignored("truncated" if partial else "malformed")
     method = raw_method.decode()
