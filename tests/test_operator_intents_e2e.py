@@ -33,7 +33,8 @@ class Operator:
     """``serve()`` in a thread with a fresh registry holding the identity and intents handlers."""
 
     def __init__(self, env: Env, kube_server: Any, pki: Any) -> None:
-        webhook = NamespacedWebhookServer(addr="127.0.0.1", port=free_port(), host="127.0.0.1",
+        self.webhook_port = free_port()
+        webhook = NamespacedWebhookServer(addr="127.0.0.1", port=self.webhook_port, host="127.0.0.1",
                                           certfile=str(pki.cert), pkeyfile=str(pki.key))
         registry = kopf.OperatorRegistry()
         identity_handlers.register(registry)
@@ -139,3 +140,46 @@ def test_killed_mid_reconcile_then_restarted_converges(arm_server, kube_server, 
     finally:
         op.stop()
     assert SA  # the ServiceAccount the identity belongs to
+
+
+def review(port: int, ca: str, obj: dict[str, Any]) -> dict[str, Any]:
+    import json
+    import ssl
+    import urllib.request
+
+    body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u-1", "kind": {"group": "clearance.dev", "version": "v1", "kind": "ClientIntents"},
+                        "resource": {"group": "clearance.dev", "version": "v1", "resource": "clientintents"},
+                        "namespace": NS, "operation": "CREATE", "object": obj, "userInfo": {"username": "test"},
+                        "dryRun": False}}
+    request = urllib.request.Request(f"https://127.0.0.1:{port}/validate-clientintents", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=ca), timeout=30) as response:
+        return json.loads(response.read())["response"]
+
+
+def test_validating_webhook(arm_server, kube_server, test_pki) -> None:
+    env = Env(arm_server, kube_server)
+    op = Operator(env, kube_server, test_pki)
+    try:
+        wait_for(lambda: _open(op.webhook_port), "webhook listening")
+        ok = review(op.webhook_port, str(test_pki.ca_cert), intents_doc([{"azure": {"scope": "/s", "roles": ["Reader"]}}]))
+        assert ok["allowed"] is True
+        mixed = intents_doc([{"azure": {"scope": "/s", "roles": ["Reader"], "actions": ["a/b"]}}])
+        refused = review(op.webhook_port, str(test_pki.ca_cert), mixed)
+        assert refused["allowed"] is False and "spec.targets[0].azure.roles" in refused["status"]["message"]
+        wild = intents_doc([custom_target("/s", "Microsoft.Storage/*")])
+        refused = review(op.webhook_port, str(test_pki.ca_cert), wild)
+        assert refused["allowed"] is False and "wildcard" in refused["status"]["message"]
+    finally:
+        op.stop()
+
+
+def _open(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False

@@ -114,15 +114,6 @@ class Resources:
             return f"/subscriptions/{self.settings.subscription_id}{scope}"
         return self.settings.resource_group_id + scope
 
-    def expand_offline(self, scope: str) -> str:
-        """Expansion without Azure: partial storage scopes are assumed to be in the configured RG."""
-        scope = scope.rstrip("/")
-        if scope.lower().startswith("/subscriptions/"):
-            return scope
-        if scope.lower().startswith("/resourcegroups/"):
-            return f"/subscriptions/{self.settings.subscription_id}{scope}"
-        return self.settings.resource_group_id + scope
-
     async def subscriptions(self) -> list[str]:
         """IDs of the subscriptions the operator can see (cached)."""
         cached = self._subscriptions.get("all")

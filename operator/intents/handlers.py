@@ -29,6 +29,7 @@ log = logging.getLogger("clearance.operator.intents")
 
 RESYNC_SECONDS = float(os.environ.get("CLEARANCE_INTENTS_RESYNC_SECONDS", "300"))
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+VALIDATE_PATH = "/validate-clientintents"  # charts/clearance/templates/operator.yaml
 
 
 def reconciler(memo: Any) -> IntentsReconciler:
@@ -133,7 +134,8 @@ def register(registry: kopf.OperatorRegistry) -> None:
         kopf.timer(group, version, PLURAL, id=f"intents-resync{suffix}", interval=RESYNC_SECONDS,
                    initial_delay=RESYNC_SECONDS, idle=None, registry=registry, when=when)(resync)
         kopf.on.delete(group, version, PLURAL, id=f"intents-delete{suffix}", registry=registry, when=when)(delete)
-        kopf.on.validate(group, version, PLURAL, id=f"intents-validate{suffix}", registry=registry)(validate)
+        # one webhook path for both groups (the chart's ValidatingWebhookConfiguration): kopf routes by id
+        kopf.on.validate(group, version, PLURAL, id=VALIDATE_PATH.strip("/"), registry=registry)(validate)
 
 
 register(kopf.get_default_registry())
