@@ -184,6 +184,14 @@ def test_sdk_calls_from_a_pod_started_before_capture(azurite: Azurite, fake_pods
     assert cap.stats()["lost"] == 0
 
 
+def test_ring_buffer_used_where_the_kernel_has_one(capture) -> None:  # noqa: ANN001
+    """The ring-buffer build of the program must compile: a silent fallback to perf costs every event."""
+    cap, _col = capture
+    release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+    need(release >= (5, 8), "no BPF ring buffer before Linux 5.8")
+    assert cap.stats()["transport"] == "ringbuf"
+
+
 def test_write_probes_past_the_prologue_read_probes_at_the_start(capture) -> None:  # noqa: ANN001
     """The agent's own probe points on this machine's libssl, from its bytes."""
     cap, _col = capture

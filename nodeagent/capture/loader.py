@@ -111,6 +111,8 @@ class Capture:
                 break
             except Exception as e:  # noqa: BLE001 - bcc raises bare Exception
                 errors.append(f"{'ringbuf' if ring else 'perf'}: {e}")
+                log.warning("capture transport unavailable", extra={"fields": {
+                    "transport": "ringbuf" if ring else "perf", "error": str(e)[-500:]}})
                 if self._bpf is not None:
                     self._bpf.cleanup()
                     self._bpf = None
@@ -144,7 +146,9 @@ class Capture:
         if self._bpf is None:
             raise RuntimeError("Capture.poll() before start()")
         if self.transport == "ringbuf":
+            # The program wakes us only when the ring fills up; the timeout is the delivery latency.
             self._bpf.ring_buffer_poll(timeout_ms)
+            self._bpf.ring_buffer_consume()
         else:
             self._bpf.perf_buffer_poll(timeout_ms)
         if time.monotonic() >= self._next_scan:

@@ -16,9 +16,14 @@ struct read_args { u64 ssl; u64 buf; u64 readbytes; };  /* readbytes: size_t* of
 BPF_PERCPU_ARRAY(scratch, struct tls_event, 1);
 BPF_PERCPU_ARRAY(stats, u64, 2);
 BPF_TABLE("lru_hash", struct conn_key, u32, header_window, 65536);  /* bytes still expected of a request's headers */
+/* How many header windows are open, node-wide: while none is, a write that does not start a request
+ * is dropped without a hash lookup. Entries the LRU evicts are never subtracted, which only costs
+ * lookups (the count is a hint, never a reason to miss a continuation). */
+BPF_ARRAY(open_windows, s64, 1);
 BPF_HASH(pending_reads, u64, struct read_args, 65536);     /* pid_tgid -> args of an SSL_read in flight */
 #ifdef USE_RINGBUF
 BPF_RINGBUF_OUTPUT(tls_events, RING_PAGES);
+BPF_ARRAY(unsignalled_bytes, u64, 1);  /* written to the ring since the last wakeup */
 #else
 BPF_PERF_OUTPUT(tls_events);
 #endif
@@ -43,12 +48,52 @@ static __always_inline int ends_headers(struct tls_event *e, u32 n) {
     return e->data[i] == '\r' && e->data[i + 1] == '\n' && e->data[i + 2] == '\r' && e->data[i + 3] == '\n';
 }
 
+static __always_inline s64 *windows(void) {
+    int zero = 0;
+    return open_windows.lookup(&zero);
+}
+
+static __always_inline int any_window_open(void) {
+    s64 *w = windows();
+    return w && *w > 0;
+}
+
+static __always_inline void open_window(struct conn_key *key, u32 left) {
+    if (header_window.insert(key, &left) == 0) {
+        s64 *w = windows();
+        if (w) __sync_fetch_and_add(w, 1);
+    } else {
+        header_window.update(key, &left);  /* already open (and counted) */
+    }
+}
+
+static __always_inline void close_window(struct conn_key *key) {
+    if (header_window.delete(key) == 0) {
+        s64 *w = windows();
+        if (w) __sync_fetch_and_add(w, -1);
+    }
+}
+
 static __always_inline int emit(struct pt_regs *ctx, struct tls_event *e, u32 n) {
     n = BOUND(n, TLS_MAX_DATA);
     e->data_len = n;
     u64 size = sizeof(*e) - TLS_MAX_DATA + n;
 #ifdef USE_RINGBUF
-    int err = tls_events.ringbuf_output(e, size, 0);
+    /* No wakeup per event (on a VM the wakeup's interrupt costs the writer more than the copy): user space
+     * polls with a timeout and drains; a wakeup is forced each time a quarter of the ring has been written
+     * since the last one. Unlocked: a racing CPU can only delay a wakeup by one event. */
+    u64 flags = BPF_RB_NO_WAKEUP;
+    int zero = 0;
+    u64 *unsignalled = unsignalled_bytes.lookup(&zero);
+    if (unsignalled) {
+        u64 pending = *unsignalled + size;
+        if (pending > RING_PAGES * 4096ULL / 4) {
+            pending = 0;
+            flags = BPF_RB_FORCE_WAKEUP;
+        }
+        *unsignalled = pending;
+    }
+    int err = tls_events.ringbuf_output(e, size, flags);
 #else
     int err = tls_events.perf_submit(ctx, e, size);
 #endif
@@ -73,21 +118,22 @@ static __always_inline struct tls_event *fill(u64 ssl, u32 length, u32 direction
 }
 
 /* SSL_write(SSL*, const void *buf, int num), SSL_write_ex(SSL*, const void *buf, size_t num, size_t*),
- * SSL_write_ex2(... same first three): the plaintext is in buf at entry. */
+ * SSL_write_ex2(... same first three): the plaintext is in buf at entry. The hot path is a write that
+ * neither starts a request nor continues one: it costs one 8-byte read and, only while some request's
+ * headers are incomplete somewhere on the node, one hash lookup. No clock, cgroup, copy or map update. */
 int on_write_entry(struct pt_regs *ctx) {
     u64 ssl = PT_REGS_PARM1(ctx);
     const void *buf = (const void *)PT_REGS_PARM2(ctx);
     s64 num = (s64)PT_REGS_PARM3(ctx);
     if (num <= 0 || !buf) return 0;
     u32 len = num > 0x7fffffff ? 0x7fffffff : (u32)num;
-    u32 prefix = 0;
-    if (bpf_probe_read_user(&prefix, sizeof(prefix), buf) != 0) return 0;
+    u64 peek = 0;
+    if (bpf_probe_read_user(&peek, BOUND(len < 8 ? len : 8, 8), buf) != 0) return 0;
+    int request = len >= 4 && is_request_prefix((u32)peek);
+    if (!request && !any_window_open()) return 0;
     struct conn_key key = {.ssl = ssl, .tgid = bpf_get_current_pid_tgid() >> 32};
-    u32 want;
-    int request = is_request_prefix(prefix);
-    if (request) {
-        want = TLS_MAX_DATA;
-    } else {
+    u32 want = TLS_MAX_DATA;
+    if (!request) {
         u32 *left = header_window.lookup(&key);
         if (!left) return 0;
         want = *left;
@@ -98,17 +144,16 @@ int on_write_entry(struct pt_regs *ctx) {
     if (!e) return 0;
     want = BOUND(want, TLS_MAX_DATA);
     if (bpf_probe_read_user(e->data, want, buf) != 0) return 0;
-    if (request && !ends_headers(e, want) && want == len && want < HEADER_WINDOW) {
-        u32 left = HEADER_WINDOW - want;
-        header_window.update(&key, &left);
-    } else if (!request) {
+    int done = ends_headers(e, want);
+    if (request) {
+        if (!done && want == len && want < HEADER_WINDOW) open_window(&key, HEADER_WINDOW - want);
+        else if (any_window_open()) close_window(&key);  /* a request on a connection with a stale window */
+    } else {
         u32 *left = header_window.lookup(&key);
         if (left) {
-            if (*left <= want || ends_headers(e, want)) header_window.delete(&key);
+            if (*left <= want || done) close_window(&key);
             else *left -= want;
         }
-    } else {
-        header_window.delete(&key);
     }
     return emit(ctx, e, want);
 }
