@@ -112,8 +112,7 @@ def test_sdk_traffic_through_the_pipeline(azurite, recorders, caplog):
     caplog.set_level(logging.DEBUG, logger="clearance")
     recs, ports = recorders
     cred = azurite.credential()
-    # No retries and bounded timeouts: a call that fails is data here, and must never stall the test.
-    kw = {**azurite.sdk_kwargs(), "retry_total": 0, "connection_timeout": 10, "read_timeout": 30}
+    kw = azurite.sdk_kwargs()
     acct = azurite.account
     blob = BlobServiceClient(f"https://{acct}.blob.localhost:{ports['blob']}", credential=cred, **kw)
     queue = QueueServiceClient(f"https://127.0.0.1:{ports['queue']}/{acct}", credential=cred, **kw)
