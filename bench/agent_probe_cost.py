@@ -19,7 +19,14 @@ attach to every file named libssl*, and their probes would otherwise add to ever
 
 Two payloads: a non-HTTP record (the probe fires, the kernel filter drops it) and an Azure-looking
 request (captured into the ring buffer; delivered by ``poll`` outside the timed loop). Prints
-medians over rounds of the per-round differences from "nothing attached". Run as root.
+medians over rounds of the per-round differences from "nothing attached", and the BPF programs'
+own run time per call as the kernel counts it (BPF_ENABLE_STATS), which noise from other
+processes does not touch. Run as root:
+
+    [ROUNDS=7] [BASELINE_PROGRAM=old.bpf.c] .venv/bin/python bench/agent_probe_cost.py
+
+BASELINE_PROGRAM adds a Capture running another version of tls_capture.bpf.c (probes at +0), e.g.
+``git show 9bd7932:nodeagent/capture/tls_capture.bpf.c > /tmp/old.bpf.c``.
 """
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ from clearance.nodeagent.capture import Capture  # noqa: E402
 from clearance.nodeagent.capture.elf_symbols import function_offsets  # noqa: E402
 from clearance.nodeagent.capture.libraries import TlsLibrary, libraries_of  # noqa: E402
 from clearance.nodeagent.capture.probe_points import entry_probe_offset  # noqa: E402
+from clearance.nodeagent.capture.run_stats import enable_run_stats, program_run_stats  # noqa: E402
 
 BATCH, BATCHES, ROUNDS = 2000, 4, int(os.environ.get("ROUNDS", "7"))
 AZURE = b"GET /c/b?restype=container HTTP/1.1\r\nHost: acct.blob.core.windows.net\r\nx-ms-version: 2021-08-06\r\n\r\n"
@@ -174,6 +182,10 @@ def run() -> None:
     delivered = [0]
     caps = {moved: Capture(lambda ev: delivered.__setitem__(0, delivered[0] + 1), rescan_interval_s=1e9,
                            entry_past_prologue=moved) for moved in (False, True)}
+    baseline = os.environ.get("BASELINE_PROGRAM")  # another tls_capture.bpf.c, e.g. from git show
+    if baseline:
+        caps["baseline"] = Capture(lambda ev: delivered.__setitem__(0, delivered[0] + 1), rescan_interval_s=1e9,
+                                   entry_past_prologue=False, program=Path(baseline))
     for cap in caps.values():
         cap.start()
         cap.detach_all()  # only the private copy, below
@@ -190,12 +202,23 @@ def run() -> None:
     configs["empty uretprobe"] = (lambda: empty.attach([(0, True)]), empty.detach, none)
     configs["empty uprobe+uretprobe"] = (lambda: empty.attach([(0, False), (0, True)]), empty.detach, none)
     for moved, cap in caps.items():
-        configs[f"agent Capture{' (default)' if moved else ' @+0'}"] = (
+        configs[f"agent Capture{' (default)' if moved is True else ' @+0' if moved is False else ' baseline @+0'}"] = (
             lambda cap=cap: cap.attach_library(lib) or sys.exit("cannot attach"), cap.detach_all,
             lambda cap=cap: cap.poll(0))
 
+    def prog_counts(c: str) -> tuple[int, int]:
+        """(runs, ns) of the BPF program that config ``c`` runs on SSL_write_ex."""
+        if c.startswith("empty uprobe @"):
+            return program_run_stats(empty.fn.fd)[1:]
+        if c.startswith("agent Capture"):
+            key = "baseline" if "baseline" in c else c.endswith("(default)")
+            return caps[key].program_run_stats()["on_write_entry"]
+        return (0, 0)
+
     names = list(configs)
     samples: dict[tuple[str, str], list[float]] = {(c, p): [] for c in names for p in PAYLOADS}
+    prog_ns: dict[tuple[str, str], list[float]] = {(c, p): [] for c in names for p in PAYLOADS}
+    stats_fd = enable_run_stats()
     probe_symbols: list[list[str]] = []
     try:
         per_call_us(client, out, OTHER, none)  # warm-up
@@ -204,14 +227,20 @@ def run() -> None:
                 attach, detach, drain = configs[c]
                 attach()
                 if c.startswith("agent Capture") and r == 0:
-                    probe_symbols += caps[c.endswith("(default)")].probe_points().values()
+                    probe_symbols += caps[c.endswith("(default)") if "baseline" not in c else "baseline"] \
+                        .probe_points().values()
                 try:
                     for p, payload in PAYLOADS.items():
+                        runs0, ns0 = prog_counts(c)
                         samples[(c, p)].append(per_call_us(client, out, payload, drain))
+                        runs1, ns1 = prog_counts(c)
+                        if runs1 > runs0:
+                            prog_ns[(c, p)].append((ns1 - ns0) / (runs1 - runs0))
                 finally:
                     detach()
         st = [cap.stats() for cap in caps.values()]
     finally:
+        os.close(stats_fd)
         for cap in caps.values():
             cap.close()
         empty.close()
@@ -222,13 +251,14 @@ def run() -> None:
     for symbols in probe_symbols:
         print("agent probes:", ", ".join(symbols))
     print(f"trivial syscall (getppid) ~{syscall_us():.2f} µs")
-    print(f"{'':26s} {'median µs/call':>16s}   {'added vs none (median of rounds)':>34s}")
+    print(f"{'':37s} {'µs/call':>8s} {'added vs none':>14s} {'BPF program ns/run':>19s}")
     for p in PAYLOADS:
         for c in names:
             base = samples[("none", p)]
             added = statistics.median(v - b for v, b in zip(samples[(c, p)], base))
-            print(f"{p:10s} {c:26s} {statistics.median(samples[(c, p)]):7.2f}   "
-                  + ("" if c == "none" else f"{added:+7.2f}"))
+            ns = f"{statistics.median(prog_ns[(c, p)]):8.0f}" if prog_ns[(c, p)] else ""
+            print(f"{p:10s} {c:26s} {statistics.median(samples[(c, p)]):8.2f} "
+                  + ("" if c == "none" else f"{added:+14.2f} {ns:>19s}"))
     ours = {p: statistics.median(v - b for v, b in zip(samples[("agent Capture (default)", p)],
                                                        samples[("none", p)]))
             for p in PAYLOADS}
@@ -236,10 +266,12 @@ def run() -> None:
     trap = {p: statistics.median(v - b for v, b in zip(samples[(trap_name, p)], samples[("none", p)]))
             for p in PAYLOADS}
     for p, target in (("non-Azure", 2), ("Azure", 6)):
+        work = statistics.median(prog_ns[("agent Capture (default)", p)]) - statistics.median(prog_ns[(trap_name, p)])
         print(f"{p}: probe cost {ours[p]:.2f} µs (target <= {target}) = kernel trap ({trap_name}) "
-              f"{trap[p]:.2f} + our work {ours[p] - trap[p]:.2f}")
-    print(f"transport={st[0]['transport']} lost={st[0]['lost'] + st[1]['lost']} delivered={delivered[0]} "
-          f"(Azure writes made with a Capture attached: {2 * n_azure})")
+              f"{trap[p]:.2f} + the rest {ours[p] - trap[p]:.2f}; our program's work by the kernel's count: "
+              f"{work / 1000:.3f} µs over an empty program")
+    print(f"transport={st[0]['transport']} lost={sum(x['lost'] for x in st)} delivered={delivered[0]} "
+          f"(Azure writes made with a Capture attached: {len(caps) * n_azure})")
 
 
 if __name__ == "__main__":

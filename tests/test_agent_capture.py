@@ -211,6 +211,54 @@ def test_write_probes_past_the_prologue_read_probes_at_the_start(capture) -> Non
         assert "SSL_read_ex" in syms and "ret:SSL_read_ex" in syms, syms
 
 
+def memory_tls_client(pki: TestPKI) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:
+    """A TLS client in this process, connected to a server over memory BIOs (writes are SSL_write_ex)."""
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(pki.cert, pki.key)
+    cctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = cctx.wrap_bio(c_in, c_out, server_hostname="localhost")
+    server = sctx.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        for obj in (client, server):
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    client.do_handshake()
+    return client, c_out
+
+
+def test_attach_library_run_stats_and_detach_all(test_pki: TestPKI, capture) -> None:  # noqa: ANN001
+    """This very process's libssl, attached on request (the agent skips its own pid when scanning)."""
+    from clearance.nodeagent.capture.run_stats import enable_run_stats
+
+    cap, col = capture
+    client, out = memory_tls_client(test_pki)
+    (lib,) = [lb for lb in libraries_of(os.getpid(), Path("/proc/self/maps").read_text()) if lb.kind == "libssl"]
+    assert cap.attach_library(lib)
+    stats_fd = enable_run_stats()
+    try:
+        runs0, ns0 = cap.program_run_stats()["on_write_entry"]
+        for i in range(50):
+            client.write(b"\x00binary record %d" % i)
+        client.write(b"GET /c/b?comp=list HTTP/1.1\r\nHost: a.blob.core.windows.net\r\n\r\n")
+        runs1, ns1 = cap.program_run_stats()["on_write_entry"]
+    finally:
+        os.close(stats_fd)
+    out.read()
+    assert runs1 - runs0 >= 51 and ns1 > ns0
+    run_until(cap, lambda: bool(col.of(os.getpid())))
+    assert [e.data for e in col.of(os.getpid())] == [b"GET /c/b?comp=list HTTP/1.1\r\nHost: a.blob.core.windows.net\r\n\r\n"]
+    cap.detach_all()
+    assert cap.stats()["attached"] == 0
+    client.write(b"PUT /after-detach HTTP/1.1\r\n\r\n")
+    cap.poll(0)
+    assert not any(e.data.startswith(b"PUT /after-detach") for e in col.of(os.getpid()))
+
+
 def test_headers_across_writes_and_non_http_filtered(fake_pods: FakePods, tls_server: int, test_pki: TestPKI,
                                                      tmp_path: Path, capture) -> None:  # noqa: ANN001
     cap, col = capture

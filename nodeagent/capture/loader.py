@@ -22,6 +22,7 @@ from . import layout
 from .elf_symbols import ElfError, function_offsets
 from .libraries import TlsLibrary, scan
 from .probe_points import MAX_SKIP, entry_probe_offset
+from .run_stats import program_run_stats
 
 log = logging.getLogger("clearance.nodeagent.capture")
 
@@ -71,7 +72,7 @@ class Capture:
     def __init__(self, on_event: Callable[[TlsEvent], None], *, ring_pages: int = 256,
                  rescan_interval_s: float = 2.0, proc: Path = Path("/proc"),
                  use_ringbuf: bool | None = None, attach_self: bool = False,
-                 entry_past_prologue: bool = True) -> None:
+                 entry_past_prologue: bool = True, program: Path | None = None) -> None:
         if ring_pages <= 0 or ring_pages & (ring_pages - 1):
             raise ValueError(f"ring_pages must be a power of two, not {ring_pages}")
         self.on_event = on_event
@@ -81,6 +82,7 @@ class Capture:
         self.use_ringbuf = use_ringbuf
         self.skip_pids = frozenset() if attach_self else frozenset({os.getpid()})
         self.entry_past_prologue = entry_past_prologue  # False: every probe at its symbol (to compare)
+        self.program = program or layout.HERE / "tls_capture.bpf.c"  # another version, to compare
         self._bpf: Any = None
         self._attached: dict[tuple[str, int], Attachment] = {}
         self._unusable: set[tuple[str, int]] = set()
@@ -95,7 +97,7 @@ class Capture:
         """Compile and load the program, open the event buffer, attach to all current libraries."""
         from bcc import BPF  # the only import of bcc in the agent
 
-        src = (layout.HERE / "tls_capture.bpf.c").read_text()
+        src = self.program.read_text()
         cflags = [f"-I{layout.HERE}", f"-DRING_PAGES={self.ring_pages}", "-Wno-macro-redefined"]
         attempts = [True, False] if self.use_ringbuf is None else [self.use_ringbuf]
         errors = []
@@ -257,6 +259,15 @@ class Capture:
             return (0, 0)
         t = self._bpf["stats"]
         return (sum(t[ctypes.c_int(0)]), sum(t[ctypes.c_int(1)]))
+
+    def program_run_stats(self) -> dict[str, tuple[int, int]]:
+        """{BPF function: (runs, ns spent)} as the kernel counts them (while run stats are enabled)."""
+        from bcc import BPF
+
+        if self._bpf is None:
+            return {}
+        fns = sorted({fn for _sym, fn, _ret, _req in PROBES})
+        return {fn: program_run_stats(self._bpf.load_func(fn, BPF.KPROBE).fd)[1:] for fn in fns}
 
     def probe_points(self) -> dict[str, list[str]]:
         """{library path: probed symbols}, an entry probe moved past the prologue as ``SYMBOL+N``."""
