@@ -160,10 +160,12 @@ def review(port: int, ca: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 def test_validating_webhook(arm_server, kube_server, test_pki) -> None:
     env = Env(arm_server, kube_server)
+    kube_server.create(crd_manifest())
     op = Operator(env, kube_server, test_pki)
     try:
         wait_for(lambda: _open(op.webhook_port), "webhook listening")
-        ok = review(op.webhook_port, str(test_pki.ca_cert), intents_doc([{"azure": {"scope": "/s", "roles": ["Reader"]}}]))
+        good = intents_doc([{"azure": {"scope": "/s", "roles": ["Reader"]}}])
+        ok = wait_for(lambda: _served(op.webhook_port, str(test_pki.ca_cert), good), "ClientIntents served by the webhook")
         assert ok["allowed"] is True
         mixed = intents_doc([{"azure": {"scope": "/s", "roles": ["Reader"], "actions": ["a/b"]}}])
         refused = review(op.webhook_port, str(test_pki.ca_cert), mixed)
@@ -183,3 +185,15 @@ def _open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _served(port: int, ca: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The review, or None while kopf has not resolved the CRD yet (404)."""
+    import urllib.error
+
+    try:
+        return review(port, ca, obj)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
