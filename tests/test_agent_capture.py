@@ -259,6 +259,40 @@ def test_attach_library_run_stats_and_detach_all(test_pki: TestPKI, capture) -> 
     assert not any(e.data.startswith(b"PUT /after-detach") for e in col.of(os.getpid()))
 
 
+def test_ring_wakes_the_reader_when_a_quarter_fills(test_pki: TestPKI) -> None:
+    """Events do not wake the reader one by one; a quarter of the ring written does, long before its timeout."""
+    need(os.geteuid() == 0, "eBPF needs root")
+    from clearance.nodeagent.capture import Capture
+
+    col = Collector()
+    arrived = threading.Event()
+    cap = Capture(lambda ev: (col(ev), arrived.set()), ring_pages=4, rescan_interval_s=1e9, use_ringbuf=True)
+    try:
+        cap.start()
+    except Exception as e:  # noqa: BLE001
+        need(False, f"no ring buffer here: {e}")
+    try:
+        cap.detach_all()
+        client, out = memory_tls_client(test_pki)
+        (lib,) = [lb for lb in libraries_of(os.getpid(), Path("/proc/self/maps").read_text()) if lb.kind == "libssl"]
+        assert cap.attach_library(lib)
+        cap.poll(0)
+        col.events.clear()
+        arrived.clear()
+        reader = threading.Thread(target=cap.poll, args=(120_000,), daemon=True)
+        reader.start()
+        request = b"PUT /c/b HTTP/1.1\r\nx-pad: " + b"p" * 1000 + b"\r\n\r\n"
+        for _ in range(6):  # 6 KiB of a 16 KiB ring: past a quarter
+            client.write(request)
+        out.read()
+        assert arrived.wait(30), "the reader was not woken (it would have slept for its 120 s timeout)"
+        reader.join(30)
+        assert not reader.is_alive()
+        assert len(col.of(os.getpid())) >= 4 and cap.stats()["lost"] == 0
+    finally:
+        cap.close()
+
+
 def test_headers_across_writes_and_non_http_filtered(fake_pods: FakePods, tls_server: int, test_pki: TestPKI,
                                                      tmp_path: Path, capture) -> None:  # noqa: ANN001
     cap, col = capture
