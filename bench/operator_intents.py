@@ -30,7 +30,7 @@ from clearance.operator.intents.reconciler import IntentsReconciler  # noqa: E40
 BURST, REFILL = 200, 10.0
 # The operator's own pacer runs a little under ARM's bucket so that send-time jitter never
 # meets an empty bucket (0 x 429) at a cost of ~5% of the bucket's rate.
-PACER_BURST, PACER_RATE = 190, 9.5
+
 BLOB_READ = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
 
@@ -69,7 +69,7 @@ def main() -> int:
         pki = make_pki(Path(tmp))
         arm, kube = start_arm_server(pki), start_kube_server()
         try:
-            settings = bed_settings(arm, write_burst=PACER_BURST, write_rate=PACER_RATE)
+            settings = bed_settings(arm)
             sub, rg = arm.subscription_id, arm.resource_group
             arm.add_storage_account(sub, rg, "benchdata")
             for i in range(n):

@@ -41,8 +41,10 @@ class Settings:
     otterize_compat: bool = False
     allowed_scopes: tuple[str, ...] = ()
     allow_wildcards: bool = False
-    write_burst: int = 200  # client-side token bucket for ARM writes (ARM's own: 200 burst, 10/s)
-    write_rate: float = 10.0
+    # Client-side token bucket for ARM writes, kept 5% under ARM's own (200 burst, 10/s): at exactly
+    # ARM's rate, clock skew between the two buckets still gives occasional 429s.
+    write_burst: int = 190
+    write_rate: float = 9.5
     webhook_deadline: float = 8.0  # seconds the admission webhook waits for Azure
     extra: dict[str, str] = field(default_factory=dict)
 
