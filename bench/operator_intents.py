@@ -94,7 +94,7 @@ def main() -> int:
                     reconciler = IntentsReconciler(client, settings, identities, api)
                     arm.faults.latency_ms = args.latency_ms
                     arm.faults.throttle(BURST, REFILL)
-                    client.pacer.__init__(PACER_BURST, PACER_RATE)  # start full, like the bed's bucket
+                    client.pacer.__init__(settings.write_burst, settings.write_rate)  # start full, like the bed's bucket
                     arm.calls.clear()
                     start = time.monotonic()
                     first = await reconcile_all(reconciler, docs, [{}] * n, args.concurrency)
