@@ -162,3 +162,12 @@ def test_webhook_paths_are_the_operators_handler_ids() -> None:
     validate = {w["clientConfig"]["service"]["path"] for w in docs["ValidatingWebhookConfiguration/clearance-clientintents"]["webhooks"]}
     assert mutate == {MUTATE_PATH}
     assert validate == {VALIDATE_PATH}
+
+
+def test_otterize_crd_only_on_request() -> None:
+    assert "CustomResourceDefinition/clientintents.k8s.otterize.com" not in kinds(render(FULL))
+    docs = kinds(render({**FULL, "otterizeCRD": True}))
+    crd = docs["CustomResourceDefinition/clientintents.k8s.otterize.com"]
+    assert crd["spec"]["group"] == "k8s.otterize.com"
+    assert {v["name"] for v in crd["spec"]["versions"]} == {"v2beta1", "v2alpha1"}
+    kubernetes_validate.validate(crd, AKS_VERSIONS[-1], strict=True)

@@ -231,3 +231,5 @@ def test_checked_in_crd_matches_the_model() -> None:
     assert yaml.safe_load(path.read_text()) == crd_manifest()
     check = subprocess.run([sys.executable, "-m", "clearance.operator.api.crdgen", "--check"], cwd="/")
     assert check.returncode == 0
+    otterize = ROOT / "charts" / "clearance" / "otterize" / f"{PLURAL}.k8s.otterize.com.yaml"
+    assert yaml.safe_load(otterize.read_text()) == crd_manifest(otterize=True)
