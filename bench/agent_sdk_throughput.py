@@ -30,7 +30,7 @@ PRIVATE_NAME = "clrbench-ssl.so.3"  # not matched by the agent's libssl pattern
 
 # -- the client process ----------------------------------------------------------------------------
 def client(url: str, ca: str) -> None:
-    """Read ``N`` lines from stdin; answer each with the seconds N get_blob_properties calls took."""
+    """Read ``N`` lines from stdin; answer each with the seconds N get_blob_properties calls took (wall, CPU)."""
     from azure.storage.blob import BlobServiceClient
 
     from clearance.demo.credential import LocalWorkloadCredential
@@ -44,10 +44,10 @@ def client(url: str, ca: str) -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         n = int(line)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             blob.get_blob_properties()
-        print(f"{time.perf_counter() - t:.6f}", flush=True)
+        print(f"{time.perf_counter() - t:.6f} {time.process_time() - cpu:.6f}", flush=True)
 
 
 # -- the bench -------------------------------------------------------------------------------------
@@ -120,8 +120,8 @@ def client_libssl(pid: int):  # noqa: ANN201
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=600, help="requests per round (default 600)")
-    ap.add_argument("--rounds", type=int, default=6, help="rounds of each kind (default 6)")
+    ap.add_argument("--requests", type=int, default=400, help="requests per round (default 400)")
+    ap.add_argument("--rounds", type=int, default=10, help="rounds of each kind (default 10)")
     ap.add_argument("--client", nargs=2, metavar=("URL", "CA"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
@@ -150,24 +150,28 @@ def main() -> None:
             raise RuntimeError("the client did not start")
         lib = client_libssl(proc.pid)
 
-        def round_rps() -> float:
+        def run_round() -> tuple[float, float]:
+            """(requests/s, client CPU µs per request) of one round."""
             proc.stdin.write(f"{args.requests}\n")
             proc.stdin.flush()
             line = proc.stdout.readline()
             if not line:
                 raise RuntimeError("the client exited")
-            return args.requests / float(line)
+            wall, cpu = (float(x) for x in line.split())
+            return args.requests / wall, cpu / args.requests * 1e6
 
-        round_rps()  # warm-up
-        without: list[float] = []
-        with_agent: list[float] = []
+        run_round()  # warm-up
+        rounds: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+        agent_cpu_s = {False: 0.0, True: 0.0}
         for r in range(2 * args.rounds):
             on = r % 4 in (1, 2)  # off on on off off on on off ...: each kind as often first as second
             if on:
                 agent.attach(lib)
+            t0 = time.process_time()
             try:
-                (with_agent if on else without).append(round_rps())
+                rounds[on].append(run_round())
             finally:
+                agent_cpu_s[on] += time.process_time() - t0
                 if on:
                     agent.detach()
         time.sleep(0.3)  # let the poll thread take the last events
@@ -182,13 +186,22 @@ def main() -> None:
         az.stop()
         shutil.rmtree(libdir, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+    without, with_agent = [x[0] for x in rounds[False]], [x[0] for x in rounds[True]]
     m_without, m_with = statistics.median(without), statistics.median(with_agent)
+    pairs = [w / o for w, o in zip(with_agent, without)]
+    cpu_without = statistics.median(x[1] for x in rounds[False])
+    cpu_with = statistics.median(x[1] for x in rounds[True])
     print(f"{args.rounds} rounds of {args.requests} get_blob_properties each way; "
           f"load average {os.getloadavg()[0]:.2f}")
     print("without agent req/s:", " ".join(f"{x:.0f}" for x in without))
     print("with agent    req/s:", " ".join(f"{x:.0f}" for x in with_agent))
     print(f"median without {m_without:.0f} req/s, with {m_with:.0f} req/s; ratio {m_with / m_without:.3f} "
-          f"(target >= 0.97)")
+          f"(target >= 0.97); median of paired rounds' ratios {statistics.median(pairs):.3f}")
+    print(f"client CPU per request: {cpu_without:.0f} µs without, {cpu_with:.0f} µs with "
+          f"({cpu_with - cpu_without:+.0f} µs: the probes' traps and programs)")
+    n = args.rounds * args.requests
+    print(f"agent (this process: capture poll + pipeline) CPU per request: {agent_cpu_s[True] / n * 1e6:.0f} µs "
+          f"attached, {agent_cpu_s[False] / n * 1e6:.0f} µs detached (idle polling)")
     print(f"agent: transport={st['transport']} captured={st['captured']} lost={st['lost']}; requests the pipeline "
           f"counted {st['calls']} of {args.rounds * args.requests} made with it attached")
 
