@@ -4,6 +4,7 @@ GET /api/intents?namespace=&workload=&status=   {"intents": [...], "unknown": [.
 GET /api/export?namespace=&workload=&status=&format=clearance|otterize   {"documents": [...]}
 GET /api/graph?namespace=&workload=&status=     {"nodes": [...], "edges": [...]}
 GET /healthz                                     ok
+GET /  and  /assets/<file>                       the access-graph page (mapper/webpage/), no CDN
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .intents import Intent, unknown_to_json
 from .service import Mapper
@@ -20,6 +22,21 @@ from .service import Mapper
 log = logging.getLogger("clearance.mapper.web")
 
 _PARAMS = {"namespace", "workload", "status", "format"}
+WEBPAGE = Path(__file__).resolve().parent / "webpage"
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+# The page loads only its own assets and talks only to this server.
+_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                 "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+def load_assets(directory: Path = WEBPAGE) -> dict[str, tuple[bytes, str]]:
+    """The page's files by name (read once; only these names are ever served)."""
+    if not (directory / "index.html").is_file():
+        raise RuntimeError(f"the access-graph page is missing: no {directory / 'index.html'}")
+    return {f.name: (f.read_bytes(), _TYPES[f.suffix]) for f in sorted(directory.iterdir())
+            if f.is_file() and f.suffix in _TYPES and not f.name.startswith(".")}
 
 
 def graph(intents: list[Intent]) -> dict[str, Any]:
@@ -37,12 +54,16 @@ def graph(intents: list[Intent]) -> dict[str, Any]:
     return {"nodes": list(nodes.values()), "edges": edges}
 
 
-def make_handler(mapper: Mapper) -> type[BaseHTTPRequestHandler]:
+def make_handler(mapper: Mapper, assets: dict[str, tuple[bytes, str]] | None = None) -> type[BaseHTTPRequestHandler]:
+    page = load_assets() if assets is None else assets
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "clearance-mapper"
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             url = urlsplit(self.path)
+            if url.path in ("/", "/index.html") or url.path.startswith("/assets/"):
+                return self._asset(url.path)
             raw = parse_qs(url.query, keep_blank_values=True)
             bad = sorted(set(raw) - _PARAMS)
             if bad:
@@ -70,12 +91,28 @@ def make_handler(mapper: Mapper) -> type[BaseHTTPRequestHandler]:
                 return self._send(500, {"error": "internal error; see the mapper's log"})
             self._send(200, body)
 
+        def _asset(self, path: str) -> None:
+            name = "index.html" if path in ("/", "/index.html") else unquote(path.removeprefix("/assets/"))
+            found = page.get(name)
+            if found is None:
+                return self._send(404, {"error": f"no such page asset: {path}"})
+            data, ctype = found
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-cache")
+            for k, v in _PAGE_HEADERS.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
         def _send(self, code: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
             self.wfile.write(data)
 
@@ -86,7 +123,7 @@ def make_handler(mapper: Mapper) -> type[BaseHTTPRequestHandler]:
 
 
 def serve_web(mapper: Mapper, host: str, port: int) -> tuple[ThreadingHTTPServer, int]:
-    """Start the JSON API in a daemon thread; returns (server, bound port)."""
+    """Start the JSON API and the page in a daemon thread; returns (server, bound port)."""
     httpd = ThreadingHTTPServer((host, port), make_handler(mapper))
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, name="web", daemon=True).start()
