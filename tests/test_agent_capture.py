@@ -60,6 +60,29 @@ def test_classify(name: str, kind: str | None) -> None:
     assert classify(f"/x/{name}") == kind
 
 
+# -- event records (no eBPF) ----------------------------------------------------------------------
+def test_decode_records_and_malformed_ones() -> None:
+    import ctypes
+
+    from clearance.nodeagent.capture import layout
+
+    def rec(data_len: int, direction: int, data: bytes, length: int = 0) -> tuple[ctypes.Array[ctypes.c_char], int]:
+        raw = layout.HEADER.pack(7, 8, 9, 10, 11, length, data_len, direction, 0) + data
+        buf = ctypes.create_string_buffer(raw, len(raw))
+        return buf, len(raw)
+
+    buf, size = rec(5, 1, b"HTTP/")
+    ev = layout.decode(ctypes.addressof(buf), size)
+    assert ev == TlsEvent(Direction.READ, pid=10, tid=11, cgroup_id=8, conn=9, timestamp_ns=7, data=b"HTTP/", length=5)
+    buf, size = rec(1 << 30, 0, b"GET ")  # data_len beyond the record: clamped to what is there
+    ev = layout.decode(ctypes.addressof(buf), size)
+    assert ev is not None and ev.data == b"GET " and ev.length == 4
+    buf, size = rec(4, 7, b"GET ")        # no such direction
+    assert layout.decode(ctypes.addressof(buf), size) is None
+    assert layout.decode(ctypes.addressof(buf), layout.HEADER_SIZE - 1) is None
+    assert layout.decode(0, 100) is None
+
+
 # -- probe points (no eBPF) ----------------------------------------------------------------------
 SUB8, CALL, ENDBR = b"\x48\x83\xec\x08", b"\xe8\x87\xfb\xff\xff", b"\xf3\x0f\x1e\xfa"
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import struct
 from pathlib import Path
 
 from clearance.nodeagent.events import Direction, TlsEvent
@@ -9,34 +10,24 @@ from clearance.nodeagent.events import Direction, TlsEvent
 HERE = Path(__file__).resolve().parent
 TLS_MAX_DATA = 16384
 
-
-class TlsEventHeader(ctypes.Structure):
-    """Fixed fields of ``struct tls_event``; ``data`` follows at ``sizeof(TlsEventHeader)``."""
-
-    _fields_ = [
-        ("timestamp_ns", ctypes.c_uint64),
-        ("cgroup_id", ctypes.c_uint64),
-        ("conn", ctypes.c_uint64),
-        ("pid", ctypes.c_uint32),
-        ("tid", ctypes.c_uint32),
-        ("length", ctypes.c_uint32),
-        ("data_len", ctypes.c_uint32),
-        ("direction", ctypes.c_uint32),
-        ("_pad", ctypes.c_uint32),
-    ]
-
-
-HEADER_SIZE = ctypes.sizeof(TlsEventHeader)
+# timestamp_ns, cgroup_id, conn (u64); pid, tid, length, data_len, direction, _pad (u32); then data[]
+HEADER = struct.Struct("<QQQIIIIII")
+HEADER_SIZE = HEADER.size
+_DIRECTIONS = {int(d): d for d in Direction}
 
 
 def decode(raw: int, size: int) -> TlsEvent | None:
-    """A TlsEvent from the record at address ``raw`` of ``size`` bytes; None if it is malformed."""
-    if size < HEADER_SIZE:
+    """A TlsEvent from the record at address ``raw`` of ``size`` bytes; None if it is malformed.
+
+    One copy of the record, one unpack: this runs once per captured request and response.
+    """
+    if size < HEADER_SIZE or not raw:
         return None
-    h = TlsEventHeader.from_address(raw)
-    n = min(h.data_len, size - HEADER_SIZE, TLS_MAX_DATA)
-    if h.direction not in (Direction.WRITE, Direction.READ):
+    record = ctypes.string_at(raw, min(size, HEADER_SIZE + TLS_MAX_DATA))
+    timestamp_ns, cgroup_id, conn, pid, tid, length, data_len, direction, _pad = HEADER.unpack_from(record)
+    d = _DIRECTIONS.get(direction)
+    if d is None:
         return None
-    return TlsEvent(direction=Direction(h.direction), pid=h.pid, tid=h.tid, cgroup_id=h.cgroup_id,
-                    conn=h.conn, timestamp_ns=h.timestamp_ns, data=ctypes.string_at(raw + HEADER_SIZE, n),
-                    length=max(h.length, n))
+    n = min(data_len, len(record) - HEADER_SIZE)
+    return TlsEvent(direction=d, pid=pid, tid=tid, cgroup_id=cgroup_id, conn=conn, timestamp_ns=timestamp_ns,
+                    data=record[HEADER_SIZE:HEADER_SIZE + n], length=max(length, n))

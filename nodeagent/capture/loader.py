@@ -168,11 +168,11 @@ class Capture:
             log.exception("event handler failed")
         return 0
 
-    def _on_raw(self, _ctx: Any, data: Any, size: int) -> int:
-        return self._deliver(ctypes.cast(data, ctypes.c_void_p).value or 0, size)
+    def _on_raw(self, _ctx: Any, data: int | None, size: int) -> int:
+        return self._deliver(data or 0, size)  # bcc passes the c_void_p as an int already
 
-    def _on_raw_perf(self, _cpu: int, data: Any, size: int) -> None:
-        self._deliver(ctypes.cast(data, ctypes.c_void_p).value or 0, size)
+    def _on_raw_perf(self, _cpu: int, data: int | None, size: int) -> None:
+        self._deliver(data or 0, size)
 
     def _on_lost(self, count: int) -> None:
         self._perf_lost += count
