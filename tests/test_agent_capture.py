@@ -94,10 +94,13 @@ SUB8, CALL, ENDBR = b"\x48\x83\xec\x08", b"\xe8\x87\xfb\xff\xff", b"\xf3\x0f\x1e
     (b"\x55\x48\x89\xe5\x41\x54", 0),                  # push %rbp first: already emulated
     (b"\x41\x57\x41\x56", 0),                          # push %r15 first
     (ENDBR + b"\x48\x81\xec\x00\x01\x00\x00\x41\x54", 11),  # endbr64; sub $256,%rsp; push %r12
-    (SUB8 + b"\x64\x48\x8b\x04\x25\x28\x00\x00\x00", 0),  # SSL_write: a mov follows, nothing gained
+    # OpenSSL 3.0 SSL_write: sub; canary load and store; xor %eax; test %edx; js -> on the js
+    (b"\x48\x83\xec\x18\x64\x48\x8b\x04\x25\x28\x00\x00\x00\x48\x89\x44\x24\x08\x31\xc0\x85\xd2\x78\x2f", 22),
+    (SUB8 + b"\x0f\x84\x10\x00\x00\x00", 4),          # jcc rel32
+    (SUB8 + b"\x64\x48\x8b\x04\x25\x28\x00\x00\x00\x48\x89\xc7", 0),  # then mov %rax,%rdi: no
     (b"\x48\x89\xfb\xe8\x00\x00\x00\x00", 0),          # mov %rdi,%rbx is not on the skip list
     (SUB8 + b"\xe8\x00", 0),                           # truncated call
-    (SUB8, 0), (b"", 0), (ENDBR * 5 + CALL, 0),        # nothing emulated within the window
+    (SUB8, 0), (b"", 0), (ENDBR * 9 + CALL, 0),        # nothing emulated within the window
 ])
 def test_entry_probe_offset(code: bytes, expected: int) -> None:
     assert entry_probe_offset(code, machine="x86_64") == expected
@@ -280,6 +283,52 @@ def test_attach_library_run_stats_and_detach_all(test_pki: TestPKI, capture) -> 
     client.write(b"PUT /after-detach HTTP/1.1\r\n\r\n")
     cap.poll(0)
     assert not any(e.data.startswith(b"PUT /after-detach") for e in col.of(os.getpid()))
+
+
+def test_ssl_write_and_ssl_write_ex_called_directly_are_captured(capture) -> None:  # noqa: ANN001
+    """Both write entry points through their (moved) probes, called with ctypes on this process's libssl.
+
+    The probe reads the buffer at entry, so the write need not succeed: no handshake is done.
+    """
+    import ctypes
+
+    cap, col = capture
+    (lib,) = [lb for lb in libraries_of(os.getpid(), Path("/proc/self/maps").read_text()) if lb.kind == "libssl"]
+    libssl = ctypes.CDLL(lib.open_path)
+    libcrypto = ctypes.CDLL("libcrypto.so.3")
+    for name, restype in (("TLS_client_method", ctypes.c_void_p), ("SSL_CTX_new", ctypes.c_void_p),
+                          ("SSL_new", ctypes.c_void_p), ("SSL_write", ctypes.c_int), ("SSL_write_ex", ctypes.c_int)):
+        getattr(libssl, name).restype = restype
+    libcrypto.BIO_s_mem.restype = libcrypto.BIO_new.restype = ctypes.c_void_p
+    libssl.SSL_CTX_new.argtypes = [ctypes.c_void_p]
+    libssl.SSL_new.argtypes = [ctypes.c_void_p]
+    libssl.SSL_set_bio.argtypes = [ctypes.c_void_p] * 3
+    libssl.SSL_set_connect_state.argtypes = [ctypes.c_void_p]
+    libssl.SSL_write.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    libssl.SSL_write_ex.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p]
+    libssl.SSL_free.argtypes = libssl.SSL_CTX_free.argtypes = [ctypes.c_void_p]
+    libcrypto.BIO_new.argtypes = [ctypes.c_void_p]
+    ctx = libssl.SSL_CTX_new(libssl.TLS_client_method())
+    conn = libssl.SSL_new(ctx)
+    libssl.SSL_set_bio(conn, libcrypto.BIO_new(libcrypto.BIO_s_mem()), libcrypto.BIO_new(libcrypto.BIO_s_mem()))
+    libssl.SSL_set_connect_state(conn)
+    assert cap.attach_library(lib)
+    one = b"GET /via-ssl-write HTTP/1.1\r\nHost: a.blob.core.windows.net\r\n\r\n"
+    two = b"PUT /via-ssl-write-ex HTTP/1.1\r\nHost: a.blob.core.windows.net\r\n\r\n"
+    written = ctypes.c_size_t(0)
+    try:
+        libssl.SSL_write(conn, one, len(one))
+        libssl.SSL_write_ex(conn, two, len(two), ctypes.byref(written))
+    finally:
+        libssl.SSL_free(conn)
+        libssl.SSL_CTX_free(ctx)
+    run_until(cap, lambda: len(col.of(os.getpid())) >= 2)
+    assert [e.data for e in col.of(os.getpid())] == [one, two]
+    with open(lib.open_path, "rb") as f:
+        offsets = function_offsets(f, {"SSL_write"})
+        f.seek(offsets["SSL_write"])
+        skip = entry_probe_offset(f.read(64))
+    assert ("SSL_write" + (f"+{skip}" if skip else "")) in cap.probe_points()[lib.pathname]
 
 
 def test_ring_wakes_the_reader_when_a_quarter_fills(test_pki: TestPKI) -> None:
