@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from beds.require import need
 from clearance.demo.pods import KUBEPODS, LocalPod, LocalPods, cgroup2_mount
 
 FakePod = LocalPod
@@ -21,8 +22,7 @@ __all__ = ["KUBEPODS", "FakePod", "FakePods", "cgroup2_mount", "fake_pods"]
 @pytest.fixture
 def fake_pods(tmp_path: Path) -> Iterator[FakePods]:
     """Start processes in kubelet-style cgroup v2 pods; everything is removed after the test."""
-    if os.geteuid() != 0:
-        pytest.skip("fake pods need root (cgroup directories)")
+    need(os.geteuid() == 0, "fake pods need root (cgroup directories)")
     pods = FakePods(workdir=tmp_path)
     try:
         yield pods
