@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "storage account, the mapper, the node agent, and the tutorial's client as a pod; shows "
         "the discovered intents, the exported ClientIntents and the plan.",
     )
-    add_flag(p, "--duration", type=float, default=20.0, help="seconds to let the client run")
+    add_flag(p, "--duration", type=float, default=90.0,
+             help="at most this many seconds to wait for every expected permission")
     add_flag(p, "--workdir", default=None, help="where to keep state (default: a temporary folder)")
     p.set_defaults(func=run)
 
