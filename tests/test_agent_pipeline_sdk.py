@@ -10,6 +10,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,6 +20,7 @@ from clearance.nodeagent.metrics import Metrics
 from clearance.nodeagent.pipeline import Attributor, EndpointMatcher, Pipeline
 
 CANARY = "CANARYsdk7f3a9"
+SEND_TIMEOUT_S = 10
 
 
 @dataclass
@@ -62,16 +64,29 @@ class Recorder:
             return
         pairs = {down: (up, Direction.WRITE), up: (down, Direction.READ)}
         try:
+            # Non-blocking reads: a readable socket may hold only a TLS record without application
+            # data (TLS 1.3 session tickets arrive right after the handshake). A blocking recv()
+            # would then wait for data that the peer sends only after it gets the request this
+            # thread is no longer forwarding: the proxy and both ends would wait forever.
+            down.setblocking(False)
+            up.setblocking(False)
             while not self.stop_event.is_set():
                 ready = [s for s in pairs if s.pending()] or select.select(list(pairs), [], [], 0.2)[0]
                 for s in ready:
-                    data = s.recv(65536)
+                    try:
+                        data = s.recv(65536)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        continue  # a handshake-layer record only; no application data yet
                     if not data:
                         return
                     other, direction = pairs[s]
                     with self.lock:
                         self.chunks.append((conn_id, direction, data))
-                    other.sendall(data)
+                    other.settimeout(SEND_TIMEOUT_S)  # bounded: a peer that never reads fails the call
+                    try:
+                        other.sendall(data)
+                    finally:
+                        other.setblocking(False)
         except (OSError, ssl.SSLError):
             return
         finally:
@@ -85,16 +100,66 @@ class Recorder:
             t.join(timeout=5)
 
 
-@pytest.fixture
-def recorders(azurite, test_pki):
+def tls_contexts(test_pki) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts for the test PKI's localhost certificate."""
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(str(test_pki.cert), str(test_pki.key))
-    client_ctx = ssl.create_default_context(cafile=str(test_pki.ca_cert))
+    return server_ctx, ssl.create_default_context(cafile=str(test_pki.ca_cert))
+
+
+@pytest.fixture
+def recorders(azurite, test_pki):
+    server_ctx, client_ctx = tls_contexts(test_pki)
     recs = {svc: Recorder(azurite.ports[svc], server_ctx, client_ctx) for svc in ("blob", "queue", "table")}
     ports = {svc: r.start() for svc, r in recs.items()}
     yield recs, ports
     for r in recs.values():
         r.stop()
+
+
+def test_recorder_forwards_a_request_sent_after_the_upstream_session_tickets(test_pki):
+    """Regression (the SDK test hung): a TLS 1.3 upstream sends session tickets right after the
+    handshake; while they are the only thing readable, the recorder must keep forwarding the
+    client's request instead of blocking in recv() for application data that cannot come."""
+    server_ctx, client_ctx = tls_contexts(test_pki)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    handshaken = threading.Event()
+
+    def upstream() -> None:
+        raw, _ = listener.accept()
+        with server_ctx.wrap_socket(raw, server_side=True) as conn:  # sends the tickets
+            handshaken.set()
+            conn.settimeout(15)
+            got = b""
+            while b"\r\n\r\n" not in got:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                got += chunk
+            conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    server = threading.Thread(target=upstream, daemon=True)
+    server.start()
+    rec = Recorder(listener.getsockname()[1], server_ctx, client_ctx)
+    port = rec.start()
+    try:
+        with client_ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                                    server_hostname="localhost") as client:
+            client.settimeout(15)  # the failure mode is a wait: bound it so the test fails instead
+            assert handshaken.wait(15)
+            assert client.version() == "TLSv1.3"
+            time.sleep(0.5)  # let the tickets reach the recorder before the request does
+            client.sendall(b"GET /c HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert client.recv(4096).startswith(b"HTTP/1.1 204")
+    finally:
+        rec.stop()
+        listener.close()
+        server.join(timeout=5)
+    with rec.lock:
+        directions = [d for _, d, _ in rec.chunks]
+    assert directions == [Direction.WRITE, Direction.READ]
 
 
 def attempt(fn) -> None:
@@ -112,7 +177,8 @@ def test_sdk_traffic_through_the_pipeline(azurite, recorders, caplog):
     caplog.set_level(logging.DEBUG, logger="clearance")
     recs, ports = recorders
     cred = azurite.credential()
-    kw = azurite.sdk_kwargs()
+    # bounded waits (azure-core's default is 300 s per read): a stalled call fails, never hangs
+    kw = {**azurite.sdk_kwargs(), "connection_timeout": 10, "read_timeout": 30}
     acct = azurite.account
     blob = BlobServiceClient(f"https://{acct}.blob.localhost:{ports['blob']}", credential=cred, **kw)
     queue = QueueServiceClient(f"https://127.0.0.1:{ports['queue']}/{acct}", credential=cred, **kw)
