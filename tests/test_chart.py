@@ -171,3 +171,25 @@ def test_otterize_crd_only_on_request() -> None:
     assert crd["spec"]["group"] == "k8s.otterize.com"
     assert {v["name"] for v in crd["spec"]["versions"]} == {"v2beta1", "v2alpha1"}
     kubernetes_validate.validate(crd, AKS_VERSIONS[-1], strict=True)
+
+
+def test_mapper_is_reachable_only_by_agents_and_keeps_its_store() -> None:
+    docs = kinds(render(REQUIRED))
+    policy = docs["NetworkPolicy/clearance-mapper"]["spec"]
+    grpc_rule = policy["ingress"][0]
+    assert grpc_rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "clearance",
+                                                                   "app.kubernetes.io/component": "agent"}}}]
+    assert grpc_rule["ports"] == [{"port": 9090, "protocol": "TCP"}]
+    assert "PersistentVolumeClaim/clearance-mapper" in docs
+    volumes = docs["Deployment/clearance-mapper"]["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "clearance-mapper"}} in volumes
+
+
+def test_webhook_certificate_change_restarts_the_operator() -> None:
+    docs = kinds(render(REQUIRED))
+    secret = docs["Secret/clearance-operator-webhook-tls"]["data"]
+    assert set(secret) == {"tls.crt", "tls.key", "ca.crt"}
+    hook = docs["MutatingWebhookConfiguration/clearance-pod-identity"]["webhooks"][0]
+    assert hook["clientConfig"]["caBundle"] == secret["ca.crt"]
+    annotations = docs["Deployment/clearance-operator"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["checksum/webhook-tls"]
