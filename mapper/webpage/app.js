@@ -1,10 +1,19 @@
-// The access graph: workloads on the left, Azure scopes on the right, one edge per discovered
-// intent coloured by status. It uses only the mapper's public JSON API (docs/mapper-api.md).
+// The access graph: workloads on the left (by namespace), Azure scopes on the right (by storage
+// account or key vault), one edge per discovered intent coloured by status. It uses only the
+// mapper's public JSON API (docs/mapper-api.md): GET /api/graph and GET /api/export.
 "use strict";
 
 const REFRESH_MS = 2000;
+const SVG_NS = "http://www.w3.org/2000/svg";
+const STATUSES = ["applied", "missing", "denied"];
 const $ = (id) => document.getElementById(id);
-const state = { graph: { nodes: [], edges: [] }, raw: "", selected: null, namespaces: new Set() };
+const state = {
+  graph: { nodes: [], edges: [] }, // as last fetched (with the namespace/status filters applied)
+  raw: "",                         // that response's text, to skip re-rendering when nothing changed
+  selected: null,                  // the workload node whose ClientIntents are shown
+  namespaces: new Set(),
+  yamlKey: "",                     // what the YAML panel shows, to refresh it only when it changed
+};
 
 function query(params) {
   const q = new URLSearchParams();
@@ -13,111 +22,220 @@ function query(params) {
   return s ? "?" + s : "";
 }
 
-async function getJSON(path) {
+async function getText(path) {
   const res = await fetch(path, { cache: "no-store" });
-  const body = await res.json();
-  if (!res.ok) throw new Error(body.error || res.statusText);
-  return body;
+  const text = await res.text();
+  if (!res.ok) {
+    let msg = res.statusText;
+    try { msg = JSON.parse(text).error || msg; } catch { /* not JSON */ }
+    throw new Error(`${res.status} ${msg}`);
+  }
+  return text;
 }
 
-// A scope's display: the last resource name, and the account or vault it belongs to.
+// Where a scope sits: its group (storage account, key vault, resource group …), the kind of
+// resource inside it, and its own name. Scopes may start at /subscriptions/… or at /providers/….
+const KINDS = { containers: "container", queues: "queue", tables: "table", shares: "file share",
+  filesystems: "file system", secrets: "secret", keys: "key", certificates: "certificate" };
+const SERVICE_ORDER = { container: 1, "file system": 2, queue: 3, table: 4, "file share": 5, secret: 6, key: 7,
+  certificate: 8 };
+
 function describeScope(scope) {
   const parts = scope.split("/").filter(Boolean);
-  const short = parts.length ? parts[parts.length - 1] : scope;
   const lower = parts.map((p) => p.toLowerCase());
-  let group = "other";
+  const last = parts.length ? parts[parts.length - 1] : scope;
   const acct = lower.indexOf("storageaccounts");
   const vault = lower.indexOf("vaults");
-  if (acct >= 0 && parts[acct + 1]) group = "storage account " + parts[acct + 1];
-  else if (vault >= 0 && parts[vault + 1]) group = "key vault " + parts[vault + 1];
-  else if (lower[0] === "subscriptions") group = "subscription " + parts[1];
-  let kind = "";
-  for (const k of ["containers", "queues", "tables", "shares", "secrets", "keys", "certificates"]) {
-    const i = lower.indexOf(k);
-    if (i >= 0 && i === parts.length - 2) kind = k.replace(/s$/, "");
+  const rg = lower.indexOf("resourcegroups");
+  let group, kind = "", name = last;
+  if (acct >= 0 && parts[acct + 1]) {
+    group = { key: "0 storage " + lower[acct + 1], label: "storage account", name: parts[acct + 1] };
+    if (parts.length === acct + 2) kind = "account";
+  } else if (vault >= 0 && parts[vault + 1]) {
+    group = { key: "1 vault " + lower[vault + 1], label: "key vault", name: parts[vault + 1] };
+    if (parts.length === vault + 2) kind = "vault";
+  } else if (rg >= 0 && parts[rg + 1]) {
+    group = { key: "2 rg " + lower[rg + 1], label: "resource group", name: parts[rg + 1] };
+    if (parts.length === rg + 2) kind = "resource group";
+  } else if (lower[0] === "subscriptions" && parts[1]) {
+    group = { key: "3 sub " + lower[1], label: "subscription", name: parts[1] };
+    if (parts.length === 2) kind = "subscription";
+  } else {
+    group = { key: "4 other", label: "other", name: "" };
   }
-  if (!kind && (acct === parts.length - 2 || vault === parts.length - 2)) kind = acct >= 0 ? "account" : "vault";
-  return { short, group, kind };
+  if (!kind && parts.length >= 2) kind = KINDS[lower[parts.length - 2]] || lower[parts.length - 2];
+  if (!kind) kind = "resource";
+  return { group, kind, name, order: SERVICE_ORDER[kind] || 0 };
 }
 
-function matchesSearch(text) {
-  const s = $("search").value.trim().toLowerCase();
-  return !s || text.toLowerCase().includes(s);
+function workloadLabel(n) { return `${n.namespace}/${n.name} ${n.kind}`; }
+
+function searchTerms() {
+  return $("search").value.trim().toLowerCase().split(/\s+/).filter(Boolean);
 }
 
+// Edges whose workload or scope matches every search word, and the nodes they join.
 function visibleGraph() {
   const { nodes, edges } = state.graph;
   const byId = new Map(nodes.map((n) => [n.id, n]));
-  const label = (n) => (n.type === "workload" ? `${n.namespace}/${n.name} ${n.kind}` : n.scope);
+  const terms = searchTerms();
+  const hit = (n) => { const t = (n.type === "workload" ? workloadLabel(n) : n.scope).toLowerCase();
+    return terms.every((w) => t.includes(w)); };
   const keep = edges.filter((e) => {
     const a = byId.get(e.from), b = byId.get(e.to);
-    return a && b && (matchesSearch(label(a)) || matchesSearch(label(b)));
+    return a && b && (!terms.length || hit(a) || hit(b));
   });
   const ids = new Set(keep.flatMap((e) => [e.from, e.to]));
   return { nodes: nodes.filter((n) => ids.has(n.id)), edges: keep };
 }
 
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
 function render() {
   const { nodes, edges } = visibleGraph();
-  const workloads = nodes.filter((n) => n.type === "workload")
-    .sort((a, b) => (a.namespace + "/" + a.name).localeCompare(b.namespace + "/" + b.name));
+  const counts = new Map(); // workload id -> {applied, missing, denied}
+  for (const e of edges) {
+    const c = counts.get(e.from) || { applied: 0, missing: 0, denied: 0 };
+    c[e.status] = (c[e.status] || 0) + 1;
+    counts.set(e.from, c);
+  }
+  const workloads = nodes.filter((n) => n.type === "workload").sort((a, b) =>
+    a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name) || a.kind.localeCompare(b.kind));
   const scopes = nodes.filter((n) => n.type === "scope").map((n) => ({ ...n, ...describeScope(n.scope) }))
-    .sort((a, b) => (a.group + a.scope).localeCompare(b.group + b.scope));
+    .sort((a, b) => a.group.key.localeCompare(b.group.key) || a.order - b.order || a.scope.localeCompare(b.scope));
 
   const wl = $("workloads");
-  wl.replaceChildren();
+  const frag = document.createDocumentFragment();
+  let ns = null, box = null; // one box per namespace
   for (const n of workloads) {
-    const el = document.createElement("div");
-    el.className = "node workload" + (state.selected === n.id ? " selected" : "");
-    el.dataset.id = n.id;
-    el.innerHTML = `<div class="kind"></div><div class="name"></div>`;
-    el.querySelector(".kind").textContent = `${n.kind} · ${n.namespace}`;
-    el.querySelector(".name").textContent = n.name;
-    el.addEventListener("click", () => openPanel(n));
-    wl.appendChild(el);
-  }
-  const sc = $("scopes");
-  sc.replaceChildren();
-  let group = null;
-  for (const n of scopes) {
-    if (n.group !== group) {
-      group = n.group;
-      const g = document.createElement("div");
-      g.className = "group";
-      g.textContent = group;
-      sc.appendChild(g);
+    if (n.namespace !== ns || !box) {
+      ns = n.namespace;
+      box = el("div", "group");
+      box.appendChild(el("div", "group-head", ns ? `namespace ${ns}` : "host callers (no pod)"));
+      frag.appendChild(box);
     }
-    const el = document.createElement("div");
-    el.className = "node scope";
-    el.dataset.id = n.id;
-    el.innerHTML = `<div class="short"></div><div class="full"></div>`;
-    el.querySelector(".short").textContent = n.kind ? `${n.kind} ${n.short}` : n.short;
-    el.querySelector(".full").textContent = n.scope;
-    sc.appendChild(el);
+    const node = el("div", "node workload" + (state.selected && state.selected.id === n.id ? " selected" : ""));
+    node.dataset.id = n.id;
+    node.tabIndex = 0;
+    node.setAttribute("role", "button");
+    node.title = `${n.kind} ${n.namespace}/${n.name}: click for its ClientIntents`;
+    const head = el("div", "row");
+    const who = el("span", "who");
+    who.appendChild(el("span", "name", n.name));
+    who.appendChild(el("span", "kind", " " + n.kind));
+    head.appendChild(who);
+    const badges = el("span", "badges");
+    const c = counts.get(n.id) || {};
+    for (const s of STATUSES) if (c[s]) badges.appendChild(el("span", `badge ${s}`, String(c[s])));
+    head.appendChild(badges);
+    node.appendChild(head);
+    node.addEventListener("click", () => openPanel(n));
+    node.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); openPanel(n); } });
+    node.addEventListener("mouseenter", () => focusEdges(n.id));
+    node.addEventListener("mouseleave", () => focusEdges(null));
+    box.appendChild(node);
   }
+  wl.replaceChildren(frag);
+
+  placeScopes(scopes, edges);
+  const total = state.graph.edges.length;
+  $("summary").textContent = `${workloads.length} workloads · ${scopes.length} scopes · ` +
+    (edges.length === total ? `${total} intents` : `${edges.length} of ${total} intents`);
   $("empty").hidden = edges.length > 0;
+  $("empty").textContent = total ? "Nothing matches the search." :
+    "No discovered intents yet. Run your workloads; calls appear here as the node agents see them.";
   drawEdges(edges);
+}
+
+// Scopes grouped by storage account / vault; each group placed level with the workloads that use it
+// (the mean height of its edges' workloads), pushed down only as far as needed not to overlap.
+function placeScopes(scopes, edges) {
+  const sc = $("scopes");
+  const top = sc.getBoundingClientRect().top;
+  const wy = new Map();
+  for (const n of $("workloads").querySelectorAll(".node[data-id]")) {
+    const r = n.getBoundingClientRect();
+    wy.set(n.dataset.id, r.top - top + r.height / 2);
+  }
+  const ys = new Map(); // scope id -> [workload y]
+  for (const e of edges) {
+    const y = wy.get(e.from);
+    if (y === undefined) continue;
+    if (!ys.has(e.to)) ys.set(e.to, []);
+    ys.get(e.to).push(y);
+  }
+  const groups = new Map();
+  for (const n of scopes) {
+    if (!groups.has(n.group.key)) groups.set(n.group.key, { group: n.group, scopes: [], ys: [] });
+    const g = groups.get(n.group.key);
+    g.scopes.push(n);
+    g.ys.push(...(ys.get(n.id) || []));
+  }
+  const mean = (a) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : 0);
+  const ordered = [...groups.values()].map((g) => ({ ...g, y: mean(g.ys) }))
+    .sort((a, b) => a.y - b.y || a.group.key.localeCompare(b.group.key));
+  const frag = document.createDocumentFragment();
+  for (const g of ordered) {
+    const box = el("div", "group");
+    box.dataset.group = g.group.key;
+    const head = el("div", "group-head");
+    head.appendChild(el("span", "", g.group.label + (g.group.name ? " " : "")));
+    if (g.group.name) head.appendChild(el("strong", "", g.group.name));
+    box.appendChild(head);
+    for (const n of g.scopes) {
+      const node = el("div", "node scope");
+      node.dataset.id = n.id;
+      node.title = n.scope;
+      const row = el("div", "row");
+      row.appendChild(el("span", "kind", n.kind));
+      row.appendChild(el("span", "short", n.kind === "account" || n.kind === "vault" ? "(whole " + n.kind + ")" : n.name));
+      node.appendChild(row);
+      node.appendChild(el("div", "full", n.scope));
+      node.addEventListener("mouseenter", () => focusEdges(n.id));
+      node.addEventListener("mouseleave", () => focusEdges(null));
+      box.appendChild(node);
+    }
+    frag.appendChild(box);
+  }
+  sc.replaceChildren(frag);
+  const gap = 10;
+  let cursor = -gap;
+  ordered.forEach((g, i) => {
+    const box = sc.children[i];
+    const h = box.getBoundingClientRect().height;
+    const at = Math.max(cursor + gap, g.y - h / 2);
+    box.style.marginTop = (at - Math.max(cursor, 0)) + "px";
+    cursor = at + h;
+  });
 }
 
 function drawEdges(edges) {
   const svg = $("edges");
-  const wrap = $("graph-wrap").getBoundingClientRect();
+  const wrapEl = $("graph-wrap");
+  const wrap = wrapEl.getBoundingClientRect();
+  svg.setAttribute("width", wrap.width);
+  svg.setAttribute("height", wrap.height);
   svg.setAttribute("viewBox", `0 0 ${wrap.width} ${wrap.height}`);
-  svg.replaceChildren();
   const pos = new Map();
-  for (const el of document.querySelectorAll(".node[data-id]")) pos.set(el.dataset.id, el.getBoundingClientRect());
+  for (const n of wrapEl.querySelectorAll(".node[data-id]")) pos.set(n.dataset.id, n.getBoundingClientRect());
   const pairCount = new Map();
+  const frag = document.createDocumentFragment();
   for (const e of edges) {
     const a = pos.get(e.from), b = pos.get(e.to);
     if (!a || !b) continue;
     const key = e.from + "|" + e.to;
     const k = pairCount.get(key) || 0;
     pairCount.set(key, k + 1);
-    const off = k * 5;
+    const off = k * 4; // several statuses on one pair: side by side
     const x1 = a.right - wrap.left, y1 = a.top + a.height / 2 - wrap.top + off;
     const x2 = b.left - wrap.left, y2 = b.top + b.height / 2 - wrap.top + off;
     const dx = Math.max(40, (x2 - x1) / 2);
-    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    const path = document.createElementNS(SVG_NS, "path");
     path.setAttribute("d", `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`);
     path.setAttribute("class", `edge ${e.status}`);
     path.dataset.from = e.from;
@@ -125,54 +243,92 @@ function drawEdges(edges) {
     path.dataset.status = e.status;
     const perms = [...(e.actions || []), ...(e.dataActions || [])];
     path.dataset.permissions = perms.join("\n");
-    path.addEventListener("mousemove", (ev) => showTip(ev, `${e.status} · ${e.calls} call(s)\n${perms.join("\n")}`));
+    const tip = `${e.status} · ${e.calls} call(s) · ${e.to.replace(/^scope:/, "")}\n${perms.join("\n")}`;
+    path.setAttribute("aria-label", tip);
+    path.addEventListener("mousemove", (ev) => showTip(ev, tip));
     path.addEventListener("mouseleave", hideTip);
-    svg.appendChild(path);
+    frag.appendChild(path);
   }
+  svg.replaceChildren(frag);
+  focusEdges(state.selected ? state.selected.id : null);
+}
+
+// Emphasise the edges of one node (hovered or selected); dim the others.
+function focusEdges(id) {
+  const target = id || (state.selected && state.selected.id);
+  const svg = $("edges");
+  svg.classList.toggle("focused", Boolean(target));
+  for (const p of svg.children) p.classList.toggle("on", p.dataset.from === target || p.dataset.to === target);
 }
 
 function showTip(ev, text) {
   const tip = $("tooltip");
   tip.textContent = text;
   tip.hidden = false;
-  tip.style.left = ev.clientX + 14 + "px";
+  const x = Math.min(ev.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
+  tip.style.left = Math.max(0, x) + "px";
   tip.style.top = ev.clientY + 14 + "px";
 }
 function hideTip() { $("tooltip").hidden = true; }
 
 async function openPanel(node) {
-  state.selected = node.id;
-  render();
+  state.selected = node;
+  state.yamlKey = "";
   $("panel").hidden = false;
-  $("panel-title").textContent = `ClientIntents for ${node.namespace}/${node.name}`;
+  $("panel-title").textContent = `ClientIntents for ${node.kind} ${node.namespace}/${node.name}`;
   $("yaml").textContent = "loading…";
+  render();
+  await loadYaml();
+}
+
+async function loadYaml() {
+  const node = state.selected;
+  if (!node) return;
+  const format = $("format").value;
+  if (node.kind === "Host") {
+    $("yaml").textContent = "(host callers are not in a pod and cannot have ClientIntents)";
+    return;
+  }
   try {
-    const body = await getJSON("/api/export" + query({ namespace: node.namespace, workload: node.name }));
-    const doc = body.documents.find((d) => d.workload.name === node.name && d.workload.kind === node.kind) || body.documents[0];
-    $("yaml").textContent = doc ? doc.yaml : "(nothing to export)";
-    $("download").dataset.filename = `client-intents-for-${node.name}.yaml`;
+    const text = await getText("/api/export" + query({ namespace: node.namespace, workload: node.name, format }));
+    if (state.selected !== node) return;
+    const doc = JSON.parse(text).documents.find((d) => d.workload.name === node.name && d.workload.kind === node.kind);
+    const key = format + "\n" + (doc ? doc.yaml : "");
+    if (key === state.yamlKey) return;
+    state.yamlKey = key;
+    $("yaml").textContent = doc ? doc.yaml : "(nothing to export for this workload)";
+    $("download").dataset.filename = `${node.namespace}.${node.name}.yaml`;
+    $("panel").dataset.workload = node.id;
   } catch (err) {
     $("yaml").textContent = "error: " + err.message;
   }
-  requestAnimationFrame(() => drawEdges(visibleGraph().edges));
+}
+
+function closePanel() {
+  $("panel").hidden = true;
+  state.selected = null;
+  render();
 }
 
 async function refresh() {
   const ns = $("namespace").value, status = $("status").value;
   try {
-    const all = await getJSON("/api/graph");
-    for (const n of all.nodes) if (n.namespace) state.namespaces.add(n.namespace);
+    let text = await getText("/api/graph");
+    const all = JSON.parse(text);
+    for (const n of all.nodes) if (n.type === "workload") state.namespaces.add(n.namespace);
     syncNamespaces();
-    const body = ns || status ? await getJSON("/api/graph" + query({ namespace: ns, status })) : all;
-    const raw = JSON.stringify(body);
-    if (raw !== state.raw) {
-      state.raw = raw;
-      state.graph = body;
+    if (ns || status) text = await getText("/api/graph" + query({ namespace: ns, status }));
+    if (text !== state.raw) {
+      state.raw = text;
+      state.graph = ns || status ? JSON.parse(text) : all;
       render();
+      if (state.selected) await loadYaml();
     }
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+    $("updated").classList.remove("error");
   } catch (err) {
     $("updated").textContent = "cannot reach the mapper: " + err.message;
+    $("updated").classList.add("error");
   }
 }
 
@@ -180,29 +336,46 @@ function syncNamespaces() {
   const sel = $("namespace");
   const have = new Set([...sel.options].map((o) => o.value));
   for (const ns of [...state.namespaces].sort()) {
-    if (!have.has(ns)) sel.appendChild(new Option(ns, ns));
+    if (ns && !have.has(ns)) sel.appendChild(new Option(ns, ns));
   }
 }
 
-$("namespace").addEventListener("change", () => { state.raw = ""; refresh(); });
-$("status").addEventListener("change", () => { state.raw = ""; refresh(); });
-$("search").addEventListener("input", render);
-$("close").addEventListener("click", () => { $("panel").hidden = true; state.selected = null; render(); });
-$("copy").addEventListener("click", async () => {
+async function copyYaml() {
   const text = $("yaml").textContent;
-  try { await navigator.clipboard.writeText(text); $("copied").textContent = "copied"; }
-  catch { const r = document.createRange(); r.selectNodeContents($("yaml")); getSelection().removeAllRanges(); getSelection().addRange(r); document.execCommand("copy"); $("copied").textContent = "copied"; }
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const r = document.createRange();
+    r.selectNodeContents($("yaml"));
+    getSelection().removeAllRanges();
+    getSelection().addRange(r);
+    document.execCommand("copy");
+  }
+  $("copied").textContent = "copied";
   setTimeout(() => ($("copied").textContent = ""), 1500);
-});
-$("download").addEventListener("click", () => {
+}
+
+function downloadYaml() {
   const blob = new Blob([$("yaml").textContent], { type: "application/yaml" });
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
   a.download = $("download").dataset.filename || "clientintents.yaml";
+  document.body.appendChild(a);
   a.click();
-  URL.revokeObjectURL(a.href);
-});
-window.addEventListener("resize", () => drawEdges(visibleGraph().edges));
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+let searchTimer = 0;
+$("namespace").addEventListener("change", () => { state.raw = ""; refresh(); });
+$("status").addEventListener("change", () => { state.raw = ""; refresh(); });
+$("search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(render, 120); });
+$("format").addEventListener("change", () => { state.yamlKey = ""; loadYaml(); });
+$("close").addEventListener("click", closePanel);
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && state.selected) closePanel(); });
+$("copy").addEventListener("click", copyYaml);
+$("download").addEventListener("click", downloadYaml);
+new ResizeObserver(() => drawEdges(visibleGraph().edges)).observe($("graph-wrap"));
 
 refresh();
 setInterval(refresh, REFRESH_MS);
