@@ -73,3 +73,32 @@ def test_demo_without_root_says_what_to_do() -> None:
     out = subprocess.run(["unshare", "--user", str(CLEARANCE), "demo"], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "needs root" in out.stderr and "sudo" in out.stderr
+
+
+def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+
+    need(can_ebpf(), "the demo needs root and bcc (eBPF)")
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen([str(CLEARANCE), "demo", "--workdir", str(workdir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    deadline = time.monotonic() + 180
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if "client pod started" in line or time.monotonic() > deadline:
+            break
+    started = "".join(seen)
+    assert "client pod started" in started, started
+    cgroup = Path(re.search(r"cgroup (\S+\.scope)", started).group(1))
+    assert cgroup.is_dir()
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, started + rest
+    assert "interrupted: stopping everything the demo started" in rest
+    assert not cgroup.exists()
+    leftover = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
