@@ -5,6 +5,7 @@ both gRPC and the JSON API use.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from .applied import AppliedIndex, AppliedIntents
 from .auth import Authenticator, Refusal
 from .ingest import Ingestor, InvalidReport
 from .metrics import CALLS, REPORTS
-from .intents import STATUSES, Intent, build_intents
+from .intents import STATUSES, Intent, build_intents, encode_list
 from .store import StoreError, UnknownRow
 
 log = logging.getLogger("clearance.mapper.service")
@@ -33,15 +34,36 @@ class Mapper:
     ingestor: Ingestor
     applied: AppliedIntents = field(default_factory=AppliedIntents)
     authenticator: Authenticator | None = None
+    _list_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _list_cache: tuple[tuple, bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def store(self):  # noqa: ANN201
         return self.ingestor.store
 
     def intents(self, namespace: str = "", workload: str = "", status: str = "") -> list[Intent]:
-        if status and status not in STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-        return build_intents(self.store.permission_tuples(namespace, workload), self.applied.index, status)
+        _check_status(status)
+        with self.store.view() as view:
+            return build_intents(view, self.applied.index, namespace, workload, status)
+
+    def list_bytes(self, namespace: str = "", workload: str = "", status: str = "") -> bytes:
+        """The serialised ListIntentsResponse; the last one is cached until the store or the
+        applied ClientIntents change."""
+        _check_status(status)
+        index = self.applied.index
+        with self._list_lock:  # one list at a time: each may hold a large response
+            key = (namespace, workload, status, self.store.generation, id(index))
+            cached = self._list_cache
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            self._list_cache = cached = None  # let the old response go before building the new one
+            unknown = intents_pb2.ListIntentsResponse(
+                unknown=[unknown_to_proto(u) for u in self.unknown(namespace, workload)]).SerializeToString()
+            with self.store.view() as view:
+                key = (namespace, workload, status, self.store.generation, id(index))
+                data = encode_list(view, index, namespace, workload, status, unknown)
+            self._list_cache = (key, data)
+            return data
 
     def unknown(self, namespace: str = "", workload: str = "") -> list[UnknownRow]:
         return self.store.unknown(namespace, workload)
@@ -55,6 +77,11 @@ class Mapper:
     @property
     def applied_index(self) -> AppliedIndex:
         return self.applied.index
+
+
+def _check_status(status: str) -> None:
+    if status and status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
 
 
 class AgentReportsService(report_pb2_grpc.AgentReportsServicer):
@@ -89,16 +116,13 @@ class IntentsService(intents_pb2_grpc.IntentsServicer):
     def __init__(self, mapper: Mapper) -> None:
         self.mapper = mapper
 
-    def ListIntents(self, request: intents_pb2.ListIntentsRequest,
-                    context: grpc.ServicerContext) -> intents_pb2.ListIntentsResponse:
+    def ListIntents(self, request: intents_pb2.ListIntentsRequest, context: grpc.ServicerContext) -> bytes:
+        """Answers the serialised ListIntentsResponse (registered without a response serializer)."""
         f = request.filter
         try:
-            intents = self.mapper.intents(f.namespace, f.workload, f.status)
+            return self.mapper.list_bytes(f.namespace, f.workload, f.status)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return intents_pb2.ListIntentsResponse(
-            intents=map(to_proto, intents),
-            unknown=[unknown_to_proto(u) for u in self.mapper.unknown(f.namespace, f.workload)])
 
     def ExportIntents(self, request: intents_pb2.ExportIntentsRequest,
                       context: grpc.ServicerContext) -> intents_pb2.ExportIntentsResponse:
@@ -138,7 +162,14 @@ def serve(mapper: Mapper, listen: str, *, max_message: int = DEFAULT_MAX_MESSAGE
         "Report": grpc.unary_unary_rpc_method_handler(
             reports.Report, request_deserializer=None,  # raw bytes: the ingestor's fast path
             response_serializer=report_pb2.ReportResponse.SerializeToString)}),))
-    intents_pb2_grpc.add_IntentsServicer_to_server(IntentsService(mapper), server)
+    intents = IntentsService(mapper)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("clearance.v1.Intents", {
+        "ListIntents": grpc.unary_unary_rpc_method_handler(
+            intents.ListIntents, request_deserializer=intents_pb2.ListIntentsRequest.FromString,
+            response_serializer=None),  # already bytes: see encode_list
+        "ExportIntents": grpc.unary_unary_rpc_method_handler(
+            intents.ExportIntents, request_deserializer=intents_pb2.ExportIntentsRequest.FromString,
+            response_serializer=intents_pb2.ExportIntentsResponse.SerializeToString)}),))
     port = server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"cannot listen on {listen}")

@@ -1,26 +1,35 @@
 """SQLite store (WAL) of discovered permissions, unknown calls, calls from pods not yet known,
-and the (agent, sequence) pairs already acknowledged.
+and the (agent, sequence) pairs already acknowledged; plus an in-memory aggregate of the
+discovered permissions that queries read instead of the database.
 
-One row per discovered *permission* (namespace, workload, scope, permission): the status
-(applied / missing / denied) is decided per permission, then grouped for display.
-A batch is written in one transaction together with its (agent, sequence) marker, with
-``synchronous=FULL``: once :meth:`Store.ingest` returns, the batch survives a crash.
+One row per discovered *permission* (workload, scope, permission), with workloads, scopes and
+permission names interned to integer ids. The status (applied / missing / denied) is decided per
+permission, then grouped for display. A batch is written in one transaction together with its
+(agent, sequence) marker, with ``synchronous=FULL``: once :meth:`Store.ingest` returns, the batch
+survives a crash. The in-memory aggregate is updated only after the commit.
 """
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS permissions (
-    namespace TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, scope TEXT NOT NULL,
-    permission TEXT NOT NULL, data INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS workloads (
+    id INTEGER PRIMARY KEY, namespace TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    UNIQUE (namespace, kind, name));
+CREATE TABLE IF NOT EXISTS scopes (id INTEGER PRIMARY KEY, scope TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS permission_names (
+    id INTEGER PRIMARY KEY, permission TEXT NOT NULL, data INTEGER NOT NULL, UNIQUE (permission, data));
+CREATE TABLE IF NOT EXISTS grants (
+    workload INTEGER NOT NULL, scope INTEGER NOT NULL, permission INTEGER NOT NULL,
     calls INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
     last_denied INTEGER NOT NULL, last_allowed INTEGER NOT NULL,
-    PRIMARY KEY (namespace, kind, name, scope, permission, data)
+    PRIMARY KEY (workload, scope, permission)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unknown (
     namespace TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, service TEXT NOT NULL,
@@ -39,12 +48,21 @@ CREATE TABLE IF NOT EXISTS reports (
 ) WITHOUT ROWID;
 """
 
+_UPSERT_GRANT = (
+    "INSERT INTO grants VALUES (?,?,?,?,?,?,?,?) "
+    "ON CONFLICT DO UPDATE SET calls=calls+excluded.calls, "
+    "first_seen=min(first_seen, excluded.first_seen), last_seen=max(last_seen, excluded.last_seen), "
+    "last_denied=max(last_denied, excluded.last_denied), last_allowed=max(last_allowed, excluded.last_allowed)")
+
 # Keys of the aggregate dictionaries (see Batch).
 PermKey = tuple[str, str, str, str, str, int]  # namespace, kind, name, scope, permission, data(0/1)
 UnknownKey = tuple[str, str, str, str, str, str, str, str]
 PendingKey = tuple[str, str, str, bytes]  # namespace, pod, uid, signature
+WorkloadKey = tuple[str, str, str]  # namespace, kind, name
 
 REPORTS_KEPT_PER_AGENT = 4096
+STRIDE = 4  # values per permission in a Grants array: permission id * 2 + denied, calls, first, last
+_SHIFT = 32  # grant key = workload id << _SHIFT | scope id
 
 
 @dataclass
@@ -85,15 +103,63 @@ class UnknownRow:
     last_seen: int
 
 
+class View:
+    """The in-memory aggregate as queries see it, valid while :meth:`Store.view` is held.
+
+    ``workloads[wid]`` is (namespace, kind, name), ``scopes[sid]`` the scope, ``permissions[pid]``
+    (permission, data 0/1). ``entries`` yields (wid, sid, grants) in display order (namespace,
+    kind, name, scope); ``grants`` is an array of STRIDE values per permission, sorted by
+    (permission, data): pid * 2 + denied (the latest call was refused), calls, first, last seen.
+    """
+
+    __slots__ = ("workloads", "scopes", "permissions", "_store")
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.workloads = store._wl
+        self.scopes = store._scopes
+        self.permissions = store._perms
+
+    def entries(self, namespace: str = "", workload: str = "") -> Iterator[tuple[int, int, array]]:
+        grants = self._store._grants
+        order = self._store._sorted_keys()
+        if namespace or workload:
+            wanted = {i for i, (ns, _, name) in enumerate(self.workloads)
+                      if (not namespace or ns == namespace) and (not workload or name == workload)}
+            for key in order:
+                wid = key >> _SHIFT
+                if wid in wanted:
+                    yield wid, key & 0xFFFFFFFF, grants[key]
+        else:
+            for key in order:
+                yield key >> _SHIFT, key & 0xFFFFFFFF, grants[key]
+
+
 class Store:
-    """Thread-safe: writes are serialised by a lock; each thread reads through its own connection."""
+    """Thread-safe: writes are serialised by a lock; each thread reads through its own connection.
+    The in-memory aggregate is guarded by its own lock (see :meth:`view`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._write_lock = threading.Lock()
+        self._mem_lock = threading.Lock()
         self._local = threading.local()
         self._writer = self._connect()
-        self._writer.executescript(SCHEMA)
+        self._wl: list[WorkloadKey] = []
+        self._wl_ids: dict[WorkloadKey, int] = {}
+        self._scopes: list[str] = []
+        self._scope_ids: dict[str, int] = {}
+        self._perms: list[tuple[str, int]] = []
+        self._perm_ids: dict[tuple[str, int], int] = {}
+        self._grants: dict[int, array] = {}
+        self._order: list[int] | None = None
+        self.generation = 0  # bumped by every write that changes what queries return
+        try:
+            self._writer.executescript(SCHEMA)
+            self._migrate_v1()
+            self._load()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store {self.path!r}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -114,6 +180,53 @@ class Store:
         with self._write_lock:
             self._writer.close()
 
+    # -- loading --------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        db = self._writer
+        for table, target, index, width in (("workloads", self._wl, self._wl_ids, 3),
+                                            ("scopes", self._scopes, self._scope_ids, 1),
+                                            ("permission_names", self._perms, self._perm_ids, 2)):
+            for row in db.execute(f"SELECT * FROM {table} ORDER BY id"):
+                if row[0] != len(target):
+                    raise StoreError(f"the store {self.path!r} is damaged: {table} ids are not dense")
+                value = row[1] if width == 1 else tuple(row[1:])
+                target.append(value)  # type: ignore[arg-type]
+                index[value] = row[0]  # type: ignore[index]
+        grants = self._grants
+        cur = db.execute(
+            "SELECT g.workload, g.scope, g.permission, g.calls, g.first_seen, g.last_seen, g.last_denied, "
+            "g.last_allowed FROM grants g JOIN permission_names n ON n.id = g.permission "
+            "ORDER BY g.workload, g.scope, n.permission, n.data")
+        while rows := cur.fetchmany(4096):
+            for w, s, p, calls, first, last, denied_at, allowed_at in rows:
+                key = w << _SHIFT | s
+                values = (p * 2 + (1 if denied_at and denied_at >= allowed_at else 0), calls, first, last)
+                a = grants.get(key)
+                if a is None:
+                    grants[key] = array("q", values)
+                else:
+                    a.extend(values)
+
+    def _migrate_v1(self) -> None:
+        """Move rows of the first schema (one text row per permission) into the interned tables."""
+        db = self._writer
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='permissions'").fetchone() is None:
+            return
+        batch = Batch()
+        for ns, kind, name, scope, perm, data, *counters in db.execute("SELECT * FROM permissions"):
+            batch.permissions[(ns, kind, name, scope, perm, data)] = counters
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._write_batch(db, batch)
+            db.execute("DROP TABLE permissions")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            self._forget_names(0, 0, 0)  # _load reads them back
+
     # -- writes ---------------------------------------------------------------------------------
 
     def seen_report(self, agent_id: str, sequence: int) -> int | None:
@@ -128,6 +241,7 @@ class Store:
         with self._write_lock:
             db = self._writer
             db.execute("BEGIN IMMEDIATE")
+            marks = (len(self._wl), len(self._scopes), len(self._perms))
             try:
                 if agent_id is not None:
                     row = db.execute("SELECT accepted FROM reports WHERE agent_id=? AND sequence=?",
@@ -139,26 +253,57 @@ class Store:
                     if sequence % 256 == 0:
                         db.execute("DELETE FROM reports WHERE agent_id=? AND sequence < ?",
                                    (agent_id, sequence - REPORTS_KEPT_PER_AGENT))
-                self._write_batch(db, batch)
+                rows = self._write_batch(db, batch)
                 keys = list(resolved_pending)
                 if keys:
                     db.executemany("DELETE FROM pending WHERE namespace=? AND pod=? AND uid=? AND signature=?", keys)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                self._forget_names(*marks)
                 raise
+            if rows or batch.unknown:
+                self._apply(rows)
         return accepted
 
     @staticmethod
-    def _write_batch(db: sqlite3.Connection, batch: Batch) -> None:
+    def _intern(names: list, index: dict, value: object, new: list) -> int:
+        i = len(names)
+        names.append(value)
+        index[value] = i
+        new.append((i, *value) if isinstance(value, tuple) else (i, value))
+        return i
+
+    def _write_batch(self, db: sqlite3.Connection, batch: Batch) -> list[tuple[int, ...]]:
+        """Upsert the batch; returns its grant rows (ids and counters) for the in-memory aggregate."""
+        rows: list[tuple[int, ...]] = []
         if batch.permissions:
-            db.executemany(
-                "INSERT INTO permissions VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT DO UPDATE SET calls=calls+excluded.calls, "
-                "first_seen=min(first_seen, excluded.first_seen), last_seen=max(last_seen, excluded.last_seen), "
-                "last_denied=max(last_denied, excluded.last_denied), "
-                "last_allowed=max(last_allowed, excluded.last_allowed)",
-                [(*k, *v) for k, v in batch.permissions.items()])
+            new_w: list[tuple] = []
+            new_s: list[tuple] = []
+            new_p: list[tuple] = []
+            wl, wl_ids, scopes, scope_ids, perms, perm_ids = (
+                self._wl, self._wl_ids, self._scopes, self._scope_ids, self._perms, self._perm_ids)
+            with self._mem_lock:  # a reader may look names up while they grow
+                for (ns, kind, name, scope, perm, data), v in batch.permissions.items():
+                    wk = (ns, kind, name)
+                    w = wl_ids.get(wk)
+                    if w is None:
+                        w = self._intern(wl, wl_ids, wk, new_w)
+                    s = scope_ids.get(scope)
+                    if s is None:
+                        s = self._intern(scopes, scope_ids, scope, new_s)
+                    pk = (perm, data)
+                    p = perm_ids.get(pk)
+                    if p is None:
+                        p = self._intern(perms, perm_ids, pk, new_p)
+                    rows.append((w, s, p, *v))
+            if new_w:
+                db.executemany("INSERT INTO workloads VALUES (?,?,?,?)", new_w)
+            if new_s:
+                db.executemany("INSERT INTO scopes VALUES (?,?)", new_s)
+            if new_p:
+                db.executemany("INSERT INTO permission_names VALUES (?,?,?)", new_p)
+            db.executemany(_UPSERT_GRANT, rows)
         if batch.unknown:
             db.executemany(
                 "INSERT INTO unknown VALUES (?,?,?,?,?,?,?,?,?,?) "
@@ -170,8 +315,63 @@ class Store:
                 "ON CONFLICT DO UPDATE SET calls=calls+excluded.calls, "
                 "first_seen=min(first_seen, excluded.first_seen), last_seen=max(last_seen, excluded.last_seen)",
                 [(*k, *v) for k, v in batch.pending.items()])
+        return rows
+
+    def _forget_names(self, n_wl: int, n_scopes: int, n_perms: int) -> None:
+        """Drop names interned by a transaction that was rolled back."""
+        with self._mem_lock:
+            for names, index, n in ((self._wl, self._wl_ids, n_wl), (self._scopes, self._scope_ids, n_scopes),
+                                    (self._perms, self._perm_ids, n_perms)):
+                for value in names[n:]:
+                    del index[value]
+                del names[n:]
+
+    def _apply(self, rows: list[tuple[int, ...]]) -> None:
+        """Merge committed grant rows into the in-memory aggregate."""
+        grants = self._grants
+        perms = self._perms
+        with self._mem_lock:
+            self.generation += 1
+            for w, s, p, calls, first, last, denied_at, allowed_at in rows:
+                key = w << _SHIFT | s
+                denied = 1 if denied_at and denied_at >= allowed_at else 0
+                a = grants.get(key)
+                if a is None:
+                    grants[key] = array("q", (p * 2 + denied, calls, first, last))
+                    self._order = None
+                    continue
+                for j in range(0, len(a), STRIDE):
+                    if a[j] >> 1 == p:
+                        a[j + 1] += calls
+                        if first < a[j + 2]:
+                            a[j + 2] = first
+                        if last > a[j + 3]:
+                            a[j + 3] = last
+                            a[j] = p * 2 + denied
+                        elif last == a[j + 3] and denied:
+                            a[j] = p * 2 + 1
+                        break
+                else:  # a permission new to this (workload, scope): keep (permission, data) order
+                    name = perms[p]
+                    j = 0
+                    while j < len(a) and perms[a[j] >> 1] < name:
+                        j += STRIDE
+                    a[j:j] = array("q", (p * 2 + denied, calls, first, last))
 
     # -- reads ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[View]:
+        """The in-memory aggregate, consistent while the context is held (writers wait)."""
+        with self._mem_lock:
+            yield View(self)
+
+    def _sorted_keys(self) -> list[int]:
+        if self._order is None:
+            wl, scopes = self._wl, self._scopes
+            rank = {wid: r for r, wid in enumerate(sorted(range(len(wl)), key=wl.__getitem__))}
+            self._order = sorted(self._grants, key=lambda k: (rank[k >> _SHIFT], scopes[k & 0xFFFFFFFF]))
+        return self._order
 
     def permissions(self, namespace: str = "", workload: str = "") -> list[PermissionRow]:
         """Every discovered permission, ordered by namespace, workload, scope, permission."""
@@ -179,9 +379,12 @@ class Store:
 
     def permission_tuples(self, namespace: str = "", workload: str = "") -> Iterator[tuple]:
         """Like :meth:`permissions`, as plain tuples in PermissionRow's field order, streamed."""
-        where, args = _filter(namespace, workload)
+        where, args = _filter(namespace, workload, "w.")
         return self._reader().execute(
-            "SELECT * FROM permissions" + where + " ORDER BY namespace, kind, name, scope, permission, data", args)
+            "SELECT w.namespace, w.kind, w.name, s.scope, n.permission, n.data, g.calls, g.first_seen, "
+            "g.last_seen, g.last_denied, g.last_allowed FROM grants g JOIN workloads w ON w.id = g.workload "
+            "JOIN scopes s ON s.id = g.scope JOIN permission_names n ON n.id = g.permission" + where
+            + " ORDER BY w.namespace, w.kind, w.name, s.scope, n.permission, n.data", args)
 
     def unknown(self, namespace: str = "", workload: str = "") -> list[UnknownRow]:
         where, args = _filter(namespace, workload)
@@ -201,20 +404,21 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         db = self._reader()
-        return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("permissions", "unknown", "pending", "reports")}
+        out = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("grants", "unknown", "pending", "reports")}
+        out["permissions"] = out.pop("grants")
+        return out
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written."""
 
 
-def _filter(namespace: str, workload: str) -> tuple[str, tuple[str, ...]]:
+def _filter(namespace: str, workload: str, prefix: str = "") -> tuple[str, tuple[str, ...]]:
     clauses, args = [], []
     if namespace:
-        clauses.append("namespace=?")
+        clauses.append(f"{prefix}namespace=?")
         args.append(namespace)
     if workload:
-        clauses.append("name=?")
+        clauses.append(f"{prefix}name=?")
         args.append(workload)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
