@@ -32,6 +32,11 @@ class Metrics:
                                        "distinct calls dropped because the report buffer was full", registry=r)
         self.reports_sent = Counter("clearance_agent_reports_sent", "batches the mapper accepted", registry=r)
         self.report_errors = Counter("clearance_agent_report_errors", "failed report attempts", registry=r)
+        self.reports_dropped = Counter("clearance_agent_reports_dropped",
+                                       "batches the mapper refused permanently, by gRPC status", ["code"],
+                                       registry=r)
+        self.report_dropped_calls = Counter("clearance_agent_report_dropped_calls",
+                                            "distinct calls in batches the mapper refused permanently", registry=r)
 
     def ignore(self, reason: str, n: int = 1) -> None:
         """Count ``n`` ignored events or requests for ``reason``."""

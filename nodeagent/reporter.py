@@ -2,16 +2,25 @@
 
 ``submit()`` merges calls into a bounded buffer (duplicates merge; a new distinct call beyond the
 bound is counted as overflow, never silently dropped). A background thread sends a batch as soon
-as there is something to send, retries a failed batch with capped exponential backoff under the
-same sequence number, and authenticates with ``authorization: Bearer <token>`` metadata.
+as there is something to send and authenticates with ``authorization: Bearer <token>`` metadata.
+
+What a refusal does to a batch (see ``Verdict``): transient statuses are retried with capped
+exponential backoff under the same sequence number, forever; a batch too large for the mapper is
+split in halves (new sequence numbers: the mapper never stored it); UNAUTHENTICATED is retried a
+few times with the token re-read (a rotated projected token), then dropped; INVALID_ARGUMENT
+bisects the batch so only the calls the mapper refuses are dropped; other refusals drop the batch
+at once. Every drop is counted and logged without secrets.
 """
 from __future__ import annotations
 
+import enum
 import logging
 import os
+import re
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Callable
 
 import grpc
@@ -40,13 +49,54 @@ def _boot_id() -> str:
         return "noboot"
 
 
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED})
+BOUNDED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL})
+_TOO_LARGE = re.compile(r"larger than max|message too large|too large", re.IGNORECASE)
+_BEARER = re.compile(r"(?i)bearer\s+\S+")
+
+
+class Verdict(enum.Enum):
+    RETRY = "retry"      # send the same batch again after a backoff
+    SPLIT = "split"      # send each half as a new batch
+    DROP = "drop"        # the mapper will never take it
+
+
+def verdict(code: grpc.StatusCode | None, details: str, calls: int, attempts: int, bounded_retries: int) -> Verdict:
+    """What to do with a batch of ``calls`` calls refused with ``code`` on its ``attempts``-th try."""
+    too_large = code == grpc.StatusCode.RESOURCE_EXHAUSTED and bool(_TOO_LARGE.search(details))
+    if too_large or code == grpc.StatusCode.INVALID_ARGUMENT:
+        return Verdict.SPLIT if calls > 1 else Verdict.DROP
+    if code in TRANSIENT:
+        return Verdict.RETRY
+    if code in BOUNDED or code is None:
+        return Verdict.RETRY if attempts <= bounded_retries else Verdict.DROP
+    return Verdict.DROP
+
+
+def safe_details(details: str, token: str | None) -> str:
+    """The mapper's explanation for a log line: short, and without bearer tokens."""
+    text = _BEARER.sub("Bearer [redacted]", details or "")
+    if token:
+        text = text.replace(token, "[redacted]")
+    return text[:200]
+
+
+@dataclass
+class _Batch:
+    request: report_pb2.ReportRequest
+    since: float      # monotonic time its oldest call was submitted
+    attempts: int = 0
+
+
 class Reporter:
     """Batches ObservedCalls to the mapper's ``AgentReports.Report`` from a background thread."""
 
     def __init__(self, mapper_addr: str, token: str | Callable[[], str] | None, buffer_size: int, node: str,
                  *, metrics: Metrics | None = None, lost_events: Callable[[], int] | None = None,
                  batch_size: int = 500, backoff_initial_s: float = 0.2, backoff_max_s: float = 5.0,
-                 rpc_timeout_s: float = 10.0, credentials: grpc.ChannelCredentials | None = None) -> None:
+                 rpc_timeout_s: float = 10.0, credentials: grpc.ChannelCredentials | None = None,
+                 bounded_retries: int = 5) -> None:
         if buffer_size < 1:
             raise ValueError(f"--buffer-size {buffer_size}: must be at least 1")
         self.node = node
@@ -59,14 +109,16 @@ class Reporter:
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
         self._rpc_timeout = rpc_timeout_s
+        self._bounded_retries = bounded_retries
         self._channel = (grpc.secure_channel(mapper_addr, credentials) if credentials
                          else grpc.insecure_channel(mapper_addr))
         self._stub = report_pb2_grpc.AgentReportsStub(self._channel)
         self._buffer: OrderedDict[bytes, tuple[report_pb2.ObservedCall, float]] = OrderedDict()
-        self._inflight: report_pb2.ReportRequest | None = None
-        self._inflight_since = 0.0
+        self._outbox: deque[_Batch] = deque()  # the first one is in flight
         self._sequence = 0
         self.overflow = 0
+        self.dropped_calls = 0
+        self.dropped_batches = 0
         self.sent_batches = 0
         self._cond = threading.Condition()
         self._stop = False
@@ -101,10 +153,10 @@ class Reporter:
             self._cond.notify_all()
 
     def _held(self) -> int:
-        return len(self._buffer) + (len(self._inflight.calls) if self._inflight is not None else 0)
+        return len(self._buffer) + sum(len(b.request.calls) for b in self._outbox)
 
     def pending(self) -> int:
-        """Distinct calls not yet acknowledged by the mapper."""
+        """Distinct calls not yet acknowledged (nor dropped)."""
         with self._cond:
             return self._held()
 
@@ -120,61 +172,90 @@ class Reporter:
         self._channel.close()
 
     # -- sender thread -----------------------------------------------------------------------
+    def _current_token(self) -> str | None:
+        return self._token() if callable(self._token) else self._token
+
     def _metadata(self) -> list[tuple[str, str]]:
-        token = self._token() if callable(self._token) else self._token
+        token = self._current_token()
         return [("authorization", f"Bearer {token}")] if token else []
 
+    def _request(self, calls: list[report_pb2.ObservedCall]) -> report_pb2.ReportRequest:
+        """A new ReportRequest with the next sequence number (lock held)."""
+        self._sequence += 1
+        lost = self.overflow + self.dropped_calls + (self._lost_events() if self._lost_events else 0)
+        return report_pb2.ReportRequest(agent_id=self.agent_id, node=self.node,
+                                        sequence=self._sequence, calls=calls, lost_events=lost)
+
     def _next_batch(self) -> None:
-        """Move up to batch_size calls from the buffer into a new in-flight request (lock held)."""
+        """Move up to batch_size calls from the buffer into a new batch to send (lock held)."""
         calls = []
         oldest = time.monotonic()
         while self._buffer and len(calls) < self._batch_size:
             _, (call, since) = self._buffer.popitem(last=False)
             calls.append(call)
             oldest = min(oldest, since)
-        self._sequence += 1
-        lost = self.overflow + (self._lost_events() if self._lost_events else 0)
-        self._inflight = report_pb2.ReportRequest(agent_id=self.agent_id, node=self.node,
-                                                  sequence=self._sequence, calls=calls, lost_events=lost)
-        self._inflight_since = oldest
+        self._outbox.append(_Batch(self._request(calls), oldest))
 
     def _run(self) -> None:
         backoff = self._backoff_initial
         while True:
             with self._cond:
-                while not self._stop and self._inflight is None and not self._buffer:
+                while not self._stop and not self._outbox and not self._buffer:
                     self._cond.wait(1.0)
                 if self._stop:
                     return
-                if self._inflight is None:
+                if not self._outbox:
                     self._next_batch()
-                request = self._inflight
+                batch = self._outbox[0]
+                batch.attempts += 1
             try:
-                self._stub.Report(request, metadata=self._metadata(), timeout=self._rpc_timeout)
-            except grpc.RpcError as exc:
+                self._stub.Report(batch.request, metadata=self._metadata(), timeout=self._rpc_timeout)
+            except Exception as exc:  # noqa: BLE001 - an RpcError, or a local bug that must not kill the thread
                 self.metrics.report_errors.inc()
-                code = exc.code() if hasattr(exc, "code") else None
-                log.warning("report failed; will retry", extra={"fields": {
-                    "code": getattr(code, "name", "unknown"), "sequence": request.sequence,
-                    "calls": len(request.calls), "retry_in_s": round(backoff, 2)}})
-                with self._cond:
-                    if not self._stop:
-                        self._cond.wait(backoff)
-                backoff = min(backoff * 2, self._backoff_max)
-                continue
-            except Exception as exc:  # a serialisation or channel bug must not kill the thread
-                self.metrics.report_errors.inc()
-                log.warning("report failed; will retry", extra={"fields": {"error": type(exc).__name__}})
-                with self._cond:
-                    if not self._stop:
-                        self._cond.wait(backoff)
-                backoff = min(backoff * 2, self._backoff_max)
+                if self._refused(batch, exc, backoff) is Verdict.RETRY:
+                    with self._cond:
+                        if not self._stop:
+                            self._cond.wait(backoff)
+                    backoff = min(backoff * 2, self._backoff_max)
+                else:
+                    backoff = self._backoff_initial
                 continue
             backoff = self._backoff_initial
             with self._cond:
-                self.metrics.report_latency.observe(time.monotonic() - self._inflight_since)
+                self.metrics.report_latency.observe(time.monotonic() - batch.since)
                 self.metrics.reports_sent.inc()
                 self.sent_batches += 1
-                self._inflight = None
+                self._outbox.popleft()
                 self.metrics.buffer_fill.set(self._held())
                 self._cond.notify_all()
+
+    def _refused(self, batch: _Batch, exc: Exception, backoff: float) -> Verdict:
+        """Retry, split or drop the failed in-flight ``batch``; returns what was decided."""
+        is_rpc = isinstance(exc, grpc.RpcError) and hasattr(exc, "code")
+        code = exc.code() if is_rpc else None
+        details = (exc.details() or "") if is_rpc else type(exc).__name__
+        request = batch.request
+        decided = verdict(code, details, len(request.calls), batch.attempts, self._bounded_retries)
+        fields = {"code": getattr(code, "name", "LOCAL_ERROR"), "sequence": request.sequence,
+                  "calls": len(request.calls), "attempt": batch.attempts,
+                  "reason": safe_details(details, self._current_token())}
+        with self._cond:
+            if decided is Verdict.RETRY:
+                log.warning("report failed; will retry", extra={"fields": {**fields, "retry_in_s": round(backoff, 2)}})
+                return decided
+            self._outbox.popleft()
+            if decided is Verdict.SPLIT:
+                half = len(request.calls) // 2
+                calls = list(request.calls)
+                self._outbox.extendleft([_Batch(self._request(calls[half:]), batch.since),
+                                         _Batch(self._request(calls[:half]), batch.since)])
+                log.info("report refused; sending it in two halves", extra={"fields": fields})
+            else:
+                self.dropped_batches += 1
+                self.dropped_calls += len(request.calls)
+                self.metrics.reports_dropped.labels(code=fields["code"]).inc()
+                self.metrics.report_dropped_calls.inc(len(request.calls))
+                log.warning("report refused permanently; its calls are dropped", extra={"fields": fields})
+            self.metrics.buffer_fill.set(self._held())
+            self._cond.notify_all()
+        return decided

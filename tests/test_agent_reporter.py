@@ -1,6 +1,8 @@
-"""Reporter against a real in-test gRPC server: auth metadata, outage and recovery, overflow."""
+"""Reporter against a real in-test gRPC server: auth metadata, outage and recovery, overflow, and
+what each refusal status does to a batch (retry, split, drop and count)."""
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -9,6 +11,7 @@ from concurrent import futures
 import grpc
 import pytest
 
+from clearance.common.logs import JsonFormatter
 from clearance.nodeagent.metrics import Metrics
 from clearance.nodeagent.reporter import Reporter
 from clearance.v1 import report_pb2, report_pb2_grpc
@@ -23,24 +26,38 @@ def free_port() -> int:
 class Receiver(report_pb2_grpc.AgentReportsServicer):
     """Records every request with its metadata; can fail the first ``fail`` calls."""
 
-    def __init__(self, fail: int = 0, token: str | None = None) -> None:
+    def __init__(self, fail: int = 0, token: str | None = None,
+                 refusals: list[tuple[grpc.StatusCode, str]] | None = None, bad_path: str | None = None,
+                 stall_first_s: float = 0.0) -> None:
         self.requests: list[report_pb2.ReportRequest] = []
         self.attempts: list[int] = []
         self.metadata: list[dict[str, str]] = []
         self.fail = fail
         self.token = token
+        self.refusals = list(refusals or [])  # answered to the first attempts, in order
+        self.bad_path = bad_path  # a batch holding a call with this path is INVALID_ARGUMENT
+        self.stall_first_s = stall_first_s
         self.lock = threading.Lock()
 
     def Report(self, request, context):
         md = dict(context.invocation_metadata())
         with self.lock:
+            first = not self.attempts
             self.attempts.append(request.sequence)
             self.metadata.append(md)
+        if first and self.stall_first_s:
+            time.sleep(self.stall_first_s)  # longer than the agent's deadline
+        with self.lock:
             if self.token is not None and md.get("authorization") != f"Bearer {self.token}":
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
             if self.fail > 0:
                 self.fail -= 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "try later")
+            if self.refusals:
+                code, details = self.refusals.pop(0)
+                context.abort(code, details)
+            if self.bad_path and any(c.path == self.bad_path for c in request.calls):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"calls[0]: path {self.bad_path!r} is malformed")
             self.requests.append(request)
         return report_pb2.ReportResponse(accepted=len(request.calls))
 
@@ -49,8 +66,9 @@ class Receiver(report_pb2_grpc.AgentReportsServicer):
             return [c for r in self.requests for c in r.calls]
 
 
-def serve(receiver: Receiver, port: int) -> grpc.Server:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+def serve(receiver: Receiver, port: int, max_message: int | None = None) -> grpc.Server:
+    options = [("grpc.max_receive_message_length", max_message)] if max_message else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=options)
     report_pb2_grpc.add_AgentReportsServicer_to_server(receiver, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
@@ -77,9 +95,9 @@ def call(i: int, count: int = 1, pod: str = "orders-1", t: int = 1_700_000_000_0
 def mapper():
     servers: list[grpc.Server] = []
 
-    def start(receiver: Receiver, port: int | None = None) -> int:
+    def start(receiver: Receiver, port: int | None = None, max_message: int | None = None) -> int:
         port = port or free_port()
-        servers.append(serve(receiver, port))
+        servers.append(serve(receiver, port, max_message))
         return port
 
     yield start
@@ -172,3 +190,136 @@ def test_overflow_is_counted_and_reported(mapper):
 def test_rejects_zero_buffer():
     with pytest.raises(ValueError, match="--buffer-size"):
         Reporter("127.0.0.1:1", None, 0, "n")
+
+
+CANARY = "canary-token-5f1e9d2c7b"
+
+
+def logged(caplog) -> str:
+    """Every captured line as the agent writes it (JSON with its fields)."""
+    fmt = JsonFormatter()
+    return "\n".join(fmt.format(r) for r in caplog.records)
+
+
+def dropped(metrics: Metrics, code: str) -> float:
+    return metrics.value("clearance_agent_reports_dropped_total", {"code": code})
+
+
+def test_invalid_argument_drops_only_the_refused_call(mapper, caplog):
+    rx = Receiver(bad_path="/c5/{name}")
+    port = mapper(rx)
+    metrics = Metrics()
+    rep = Reporter(f"127.0.0.1:{port}", CANARY, 100, "node-a", metrics=metrics, batch_size=8,
+                   backoff_initial_s=0.01, backoff_max_s=0.05)
+    try:
+        with caplog.at_level(logging.INFO, logger="clearance.agent.reporter"):
+            rep.submit([call(i) for i in range(8)])
+            assert wait_for(lambda: rep.pending() == 0)
+            rep.submit([call(100)])  # the buffer is not blocked by the refused call
+            assert wait_for(lambda: any(c.path == "/c100/{name}" for c in rx.calls()))
+        assert sorted(c.path for c in rx.calls()) == sorted(f"/c{i}/{{name}}" for i in [*range(8), 100] if i != 5)
+        assert rep.dropped_calls == 1 and rep.dropped_batches == 1
+        assert dropped(metrics, "INVALID_ARGUMENT") == 1
+        assert metrics.value("clearance_agent_report_dropped_calls_total") == 1
+        assert rx.requests[-1].lost_events == 1  # the mapper hears that a call was dropped
+        drops = [r for r in caplog.records if "refused permanently" in r.getMessage()]
+        assert len(drops) == 1 and drops[0].fields["code"] == "INVALID_ARGUMENT" and drops[0].fields["calls"] == 1
+        assert "malformed" in drops[0].fields["reason"]
+        assert CANARY not in logged(caplog)
+    finally:
+        rep.close()
+
+
+def test_permission_denied_drops_the_batch_at_once_without_leaking_the_token(mapper, caplog):
+    rx = Receiver(refusals=[(grpc.StatusCode.PERMISSION_DENIED,
+                             f"system:serviceaccount:x:y is not the agent's ServiceAccount (Bearer {CANARY})")])
+    port = mapper(rx)
+    metrics = Metrics()
+    rep = Reporter(f"127.0.0.1:{port}", CANARY, 100, "node-a", metrics=metrics,
+                   backoff_initial_s=0.01, backoff_max_s=0.05)
+    try:
+        with caplog.at_level(logging.INFO, logger="clearance.agent.reporter"):
+            rep.submit([call(1), call(2)])
+            assert wait_for(lambda: rep.dropped_batches == 1)
+            rep.submit([call(3)])
+            assert wait_for(lambda: len(rx.requests) == 1)
+        assert rx.attempts == [1, 2]  # the refused batch was not retried
+        assert [c.path for c in rx.calls()] == ["/c3/{name}"]
+        assert dropped(metrics, "PERMISSION_DENIED") == 1 and rep.dropped_calls == 2
+        assert "is not the agent's ServiceAccount" in logged(caplog) and "[redacted]" in logged(caplog)
+        assert CANARY not in logged(caplog)
+    finally:
+        rep.close()
+
+
+def test_unauthenticated_is_retried_with_the_reread_token(mapper):
+    rx = Receiver(token="rotated-token")
+    port = mapper(rx)
+    metrics = Metrics()
+    token_file = lambda: "rotated-token" if len(rx.attempts) >= 2 else "old-token"  # noqa: E731 - rotated after two tries
+    rep = Reporter(f"127.0.0.1:{port}", token_file, 100, "node-a", metrics=metrics,
+                   backoff_initial_s=0.01, backoff_max_s=0.05)
+    try:
+        rep.submit([call(1)])
+        assert wait_for(lambda: len(rx.requests) == 1)
+        assert rx.attempts == [1, 1, 1]
+        assert [m["authorization"] for m in rx.metadata] == ["Bearer old-token"] * 2 + ["Bearer rotated-token"]
+        assert rep.dropped_batches == 0 and dropped(metrics, "UNAUTHENTICATED") == 0
+    finally:
+        rep.close()
+
+
+def test_unauthenticated_for_good_is_dropped_after_a_few_retries(mapper, caplog):
+    rx = Receiver(token="the-right-token")
+    port = mapper(rx)
+    metrics = Metrics()
+    rep = Reporter(f"127.0.0.1:{port}", CANARY, 100, "node-a", metrics=metrics, bounded_retries=2,
+                   backoff_initial_s=0.01, backoff_max_s=0.05)
+    try:
+        with caplog.at_level(logging.INFO, logger="clearance.agent.reporter"):
+            rep.submit([call(1)])
+            assert wait_for(lambda: rep.dropped_batches == 1)
+        assert rx.attempts == [1, 1, 1]  # one try and two retries
+        assert dropped(metrics, "UNAUTHENTICATED") == 1 and rep.pending() == 0
+        assert CANARY not in logged(caplog)
+    finally:
+        rep.close()
+
+
+def test_transient_refusals_are_retried_under_the_same_sequence(mapper):
+    rx = Receiver(stall_first_s=1.0, refusals=[
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "mapper overloaded, try later"),
+        (grpc.StatusCode.UNAVAILABLE, "store busy")] * 3)
+    port = mapper(rx)
+    metrics = Metrics()
+    rep = Reporter(f"127.0.0.1:{port}", None, 100, "node-a", metrics=metrics, rpc_timeout_s=0.3,
+                   bounded_retries=0, backoff_initial_s=0.01, backoff_max_s=0.05)
+    try:
+        rep.submit([call(1), call(2)])
+        assert wait_for(lambda: rep.sent_batches == 1)
+        assert len(rx.attempts) >= 7 and set(rx.attempts) == {1}  # a deadline, then six refusals
+        assert rep.dropped_batches == 0 and rep.pending() == 0
+        assert metrics.value("clearance_agent_report_errors_total") >= 7
+    finally:
+        rep.close()
+
+
+def test_a_batch_too_large_for_the_mapper_is_split(mapper):
+    rx = Receiver()
+    port = mapper(rx, max_message=4096)
+    metrics = Metrics()
+    rep = Reporter(f"127.0.0.1:{port}", None, 1000, "node-a", metrics=metrics, batch_size=200,
+                   backoff_initial_s=0.01, backoff_max_s=0.05)
+    try:
+        rep.submit([call(i) for i in range(200)])  # ~100 bytes each: 20 kB in one batch
+        assert wait_for(lambda: rep.pending() == 0)
+        assert sorted(c.path for c in rx.calls()) == sorted(f"/c{i}/{{name}}" for i in range(200))
+        assert all(r.ByteSize() <= 4096 for r in rx.requests) and rep.dropped_batches == 0
+        huge = call(999)
+        huge.path = "/" + "x" * 8000  # alone larger than the mapper accepts: dropped, not retried forever
+        rep.submit([huge, call(1000)])
+        assert wait_for(lambda: rep.pending() == 0)
+        assert rep.dropped_calls == 1 and dropped(metrics, "RESOURCE_EXHAUSTED") == 1
+        assert rx.calls()[-1].path == "/c1000/{name}"
+    finally:
+        rep.close()
