@@ -22,13 +22,14 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from clearance.operator.azure.arm import ArmClients, ArmError, resolve_defaults
+from clearance.operator.azure.arm import ArmClients
 from clearance.operator.azure.identities import Identities
 from clearance.operator.identity import handlers as identity_handlers
 from clearance.operator.identity import labels as L
 from clearance.operator.identity.reconcile import IdentityContext
 from clearance.operator.identity.webhook import NamespacedWebhookServer
 from clearance.operator.settings import Settings, SettingsError
+from clearance.operator.startup import Backoff, StartupError, resolve_at_startup
 
 log = logging.getLogger("clearance.operator")
 
@@ -61,13 +62,14 @@ class Probes:
 
     def __init__(self) -> None:
         self.ready = False
+        self.reason = "starting"  # why not ready (the /readyz body while 503)
         self._runners: list[web.AppRunner] = []
 
     async def _health(self, _: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     async def _ready(self, _: web.Request) -> web.Response:
-        return web.Response(text="ready" if self.ready else "starting", status=200 if self.ready else 503)
+        return web.Response(text="ready" if self.ready else self.reason, status=200 if self.ready else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -105,14 +107,28 @@ async def serve(settings: Settings, *, api_client: Any, credential: Any = None,
                 registry: kopf.OperatorRegistry | None = None, webhook: kopf.WebhookServer | None = None,
                 probes: Probes | None = None, stop_flag: Any = None, ready_flag: Any = None,
                 namespaces: tuple[str, ...] = (), clusterwide: bool = True, login: Any = None,
-                arm: ArmClients | None = None) -> None:
-    """Run the operator until ``stop_flag`` is set (or the task is cancelled)."""
+                arm: ArmClients | None = None, startup_backoff: Backoff = Backoff()) -> None:
+    """Run the operator until ``stop_flag`` is set (or the task is cancelled).
+
+    Until the Azure defaults are read the operator is not ready (``probes.reason`` says why) and
+    retries with ``startup_backoff``; a permanent configuration error raises SystemExit.
+    """
     arm = arm or ArmClients(settings, credential=credential)
     try:
+        def report(reason: str) -> None:
+            if probes is not None:
+                probes.reason = reason
+
         try:
-            settings = await resolve_defaults(settings, arm)
-        except ArmError as exc:
+            resolved = await resolve_at_startup(settings, arm, backoff=startup_backoff, report=report,
+                                                stopped=lambda: _is_set(stop_flag))
+        except StartupError as exc:
+            log.error("operator cannot start", extra={"fields": {"error": str(exc)}})
             raise SystemExit(f"error: {exc}") from None
+        if resolved is None:
+            return  # asked to stop before Azure answered
+        settings = resolved
+        report("starting")
         arm.settings = settings
         identities = Identities(arm, settings)
         ctx = IdentityContext(settings=settings, identities=identities, api_client=api_client)
@@ -134,6 +150,15 @@ async def serve(settings: Settings, *, api_client: Any, credential: Any = None,
         for task in list(getattr(locals().get("ctx"), "background", ())):
             task.cancel()
         await arm.close()
+
+
+def _is_set(flag: Any) -> bool:
+    """Whether a kopf-style stop flag (threading/asyncio Event or Future) is raised."""
+    if flag is None:
+        return False
+    if hasattr(flag, "is_set"):
+        return bool(flag.is_set())
+    return bool(flag.done())
 
 
 def _kube_api_client(kubeconfig: str | None) -> Any:

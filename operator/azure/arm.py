@@ -282,17 +282,25 @@ class ArmClients:
 
         return self.build(ManagedServiceIdentityClient, subscription_id=subscription_id)
 
+    def quick_resources(self) -> Any:
+        """An uncached aio ResourceManagementClient that does not retry (the caller retries; close it)."""
+        from azure.mgmt.resource.resources.aio import ResourceManagementClient
+
+        return self.build(ResourceManagementClient, cache=False, retry_policy=AsyncCountingRetryPolicy(retry_total=0))
+
     def resources(self, subscription_id: str | None = None) -> Any:
         """aio ResourceManagementClient (resource groups, generic GETs, ``send_request``)."""
         from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
         return self.build(ResourceManagementClient, subscription_id=subscription_id)
 
-    async def get_json(self, path: str, api_version: str) -> dict[str, Any]:
-        """GET an ARM path (``/subscriptions/...``) through the configured pipeline; raises on >= 400."""
+    async def get_json(self, path: str, api_version: str, *, client: Any = None) -> dict[str, Any]:
+        """GET an ARM path (``/subscriptions/...``) through the configured pipeline; raises on >= 400.
+
+        ``client``: the ResourceManagementClient to send with (default: the shared one)."""
         from azure.core.rest import HttpRequest
 
-        client = self.resources()
+        client = client or self.resources()
         sep = "&" if "?" in path else "?"
         response = await client.send_request(HttpRequest("GET", f"{path}{sep}api-version={api_version}"))
         await response.read()
@@ -340,28 +348,50 @@ RESOURCE_GROUP_API = "2022-09-01"
 MANAGED_CLUSTER_API = "2024-05-01"
 
 
-async def resolve_defaults(settings: Settings, arm: ArmClients) -> Settings:
+async def resolve_defaults(settings: Settings, arm: ArmClients, *, client: Any = None) -> Settings:
     """Fill location (from the resource group), tenant (from the subscription) and OIDC issuer
-    (from the AKS managed cluster) when the flags left them empty. Raises ``ArmError`` naming what
-    could not be read."""
+    (from the AKS managed cluster) when the flags left them empty.
+
+    Raises ``DefaultsError`` naming the flag whose default could not be read. ``client`` is the
+    ResourceManagementClient to read with (default: the shared one, with the usual retries).
+    """
     changes: dict[str, Any] = {}
     sub = f"/subscriptions/{settings.subscription_id}"
-    try:
-        if not settings.location:
-            rg = await arm.get_json(settings.resource_group_id, RESOURCE_GROUP_API)
-            changes["location"] = rg["location"]
-        if not settings.tenant_id:
-            changes["tenant_id"] = (await arm.get_json(sub, SUBSCRIPTION_API))["tenantId"]
-        if not settings.oidc_issuer:
-            path = f"{settings.resource_group_id}/providers/Microsoft.ContainerService/managedClusters/{settings.cluster_name}"
-            cluster = await arm.get_json(path, MANAGED_CLUSTER_API)
-            issuer = ((cluster.get("properties") or {}).get("oidcIssuerProfile") or {}).get("issuerURL")
-            if not issuer:
-                raise ArmError(0, "OIDCIssuerNotEnabled",
-                               f"AKS cluster {settings.cluster_name} has no OIDC issuer; enable it or pass --oidc-issuer")
-            changes["oidc_issuer"] = issuer
-    except (HttpResponseError, AzureError, KeyError, ValueError) as exc:
-        raise ArmError.from_exception(exc, doing="reading operator defaults from Azure") from exc
+    cluster_path = (f"{settings.resource_group_id}/providers/Microsoft.ContainerService/managedClusters/"
+                    f"{settings.cluster_name}")
+    steps: list[tuple[str, str, str, str, str]] = []  # (field, flag, path, api, what is read)
+    if not settings.location:
+        steps.append(("location", "--location", settings.resource_group_id, RESOURCE_GROUP_API,
+                      f"resource group {settings.resource_group!r}"))
+    if not settings.tenant_id:
+        steps.append(("tenant_id", "--tenant-id", sub, SUBSCRIPTION_API,
+                      f"subscription {settings.subscription_id!r}"))
+    if not settings.oidc_issuer:
+        steps.append(("oidc_issuer", "--oidc-issuer", cluster_path, MANAGED_CLUSTER_API,
+                      f"AKS cluster {settings.cluster_name!r}"))
+    for name, flag, path, api, what in steps:
+        doing = f"reading {what} for the default of {flag}"
+        try:
+            body = await arm.get_json(path, api, client=client)
+            if name == "location":
+                changes[name] = body["location"]
+            elif name == "tenant_id":
+                changes[name] = body["tenantId"]
+            else:
+                issuer = ((body.get("properties") or {}).get("oidcIssuerProfile") or {}).get("issuerURL")
+                if not issuer:
+                    raise DefaultsError(400, "OIDCIssuerNotEnabled",
+                                        f"AKS cluster {settings.cluster_name} has no OIDC issuer; enable it "
+                                        "or pass --oidc-issuer", flag=flag)
+                changes[name] = issuer
+        except DefaultsError:
+            raise
+        except (HttpResponseError, AzureError, OSError, asyncio.TimeoutError) as exc:
+            error = ArmError.from_exception(exc, doing=doing)
+            raise DefaultsError(error.status, error.code, error.message, flag=flag) from exc
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise DefaultsError(0, "UnexpectedResponse", f"{doing}: {type(exc).__name__} {exc}",
+                                flag=flag) from exc
     return settings.with_(**changes) if changes else settings
 
 
@@ -399,6 +429,13 @@ class ArmError(Exception):
         if isinstance(exc, (ServiceRequestError, ServiceResponseError, asyncio.TimeoutError, OSError)):
             return cls(0, "ArmUnreachable", prefix + f"{type(exc).__name__}: {str(exc)[:300]}")
         return cls(0, type(exc).__name__, prefix + str(exc)[:300])
+
+
+@dataclass
+class DefaultsError(ArmError):
+    """A default (location, tenant, OIDC issuer) could not be read from Azure; ``flag`` names it."""
+
+    flag: str = ""
 
 
 def is_not_found(exc: BaseException) -> bool:
