@@ -265,6 +265,7 @@ def test_attach_library_run_stats_and_detach_all(test_pki: TestPKI, capture) -> 
     client, out = memory_tls_client(test_pki)
     (lib,) = [lb for lb in libraries_of(os.getpid(), Path("/proc/self/maps").read_text()) if lb.kind == "libssl"]
     assert cap.attach_library(lib)
+    cap.rescan()  # it skips this process: the library stays attached because it was asked for
     stats_fd = enable_run_stats()
     try:
         runs0, ns0 = cap.program_run_stats()["on_write_entry"]
@@ -328,7 +329,8 @@ def test_ssl_write_and_ssl_write_ex_called_directly_are_captured(capture) -> Non
         offsets = function_offsets(f, {"SSL_write"})
         f.seek(offsets["SSL_write"])
         skip = entry_probe_offset(f.read(64))
-    assert ("SSL_write" + (f"+{skip}" if skip else "")) in cap.probe_points()[lib.pathname]
+    points = [syms for path, syms in cap.probe_points().items() if path.endswith("/libssl.so.3")]
+    assert points and all(("SSL_write" + (f"+{skip}" if skip else "")) in syms for syms in points), points
 
 
 def test_ring_wakes_the_reader_when_a_quarter_fills(test_pki: TestPKI) -> None:

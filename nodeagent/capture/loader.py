@@ -86,6 +86,7 @@ class Capture:
         self._bpf: Any = None
         self._attached: dict[tuple[str, int], Attachment] = {}
         self._unusable: set[tuple[str, int]] = set()
+        self._pinned: set[tuple[str, int]] = set()  # attached on request: rescans keep them
         self._next_scan = 0.0
         self._perf_lost = 0
         self._decode_errors = 0
@@ -132,6 +133,7 @@ class Capture:
 
     def detach_all(self) -> None:
         """Detach from every library; the next ``rescan()`` (or ``poll()`` when due) attaches again."""
+        self._pinned.clear()
         for key in list(self._attached):
             self._detach(key)
 
@@ -187,21 +189,24 @@ class Capture:
         for key, lib in seen.items():
             if key not in self._attached and key not in self._unusable:
                 self._attach(lib)
-        for key in [k for k in self._attached if k not in seen]:
+        for key in [k for k in self._attached if k not in seen and k not in self._pinned]:
             self._detach(key)
         self._unusable &= set(seen)
 
     def attach_library(self, lib: TlsLibrary) -> bool:
-        """Attach to one library file now (``rescan`` finds them itself); False if it is unusable.
+        """Attach to one library file now and keep it until ``detach_all``; False if it is unusable.
 
-        A later ``rescan`` detaches it again if no process it scans maps it.
+        ``rescan`` finds libraries itself; this is for one it would not see (e.g. this process's own).
         """
         if self._bpf is None:
             raise RuntimeError("Capture.attach_library() before start()")
         if lib.key not in self._attached:
             self._unusable.discard(lib.key)
             self._attach(lib)
-        return lib.key in self._attached
+        if lib.key in self._attached:
+            self._pinned.add(lib.key)
+            return True
+        return False
 
     def _attach(self, lib: TlsLibrary) -> None:
         from bcc import BPF, lib as libbcc
