@@ -146,11 +146,14 @@ class Capture:
 
     # -- events ----------------------------------------------------------------------------
     def poll(self, timeout_ms: int = 100) -> None:
-        """Deliver pending events (waiting up to ``timeout_ms``), and rescan /proc when due."""
+        """Deliver pending events, and rescan /proc when due.
+
+        With the ring buffer, events wait for the timeout (the program does not wake the reader per
+        event) unless a quarter of the ring fills first: ``timeout_ms`` is the delivery latency.
+        """
         if self._bpf is None:
             raise RuntimeError("Capture.poll() before start()")
         if self.transport == "ringbuf":
-            # The program wakes us only when the ring fills up; the timeout is the delivery latency.
             self._bpf.ring_buffer_poll(timeout_ms)
             self._bpf.ring_buffer_consume()
         else:
