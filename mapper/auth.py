@@ -1,6 +1,6 @@
 """Agent authentication: ``authorization: Bearer <token>`` checked against a shared token
-(off-cluster, constant-time) or with a Kubernetes TokenReview that must name the agent's
-ServiceAccount. Tokens are never logged.
+(off-cluster, constant-time) or with a Kubernetes TokenReview for the agents' audience that must
+name the agent's ServiceAccount. Tokens are never logged.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Any, Protocol
 log = logging.getLogger("clearance.mapper.auth")
 
 DEFAULT_AGENT_SA = "system:serviceaccount:clearance-system:clearance-agent"
+DEFAULT_AGENT_AUDIENCE = "clearance-mapper"
+"""The audience of the agents' projected ServiceAccount token (the chart's agent DaemonSet)."""
 
 
 @dataclass(frozen=True)
@@ -71,18 +73,23 @@ class SharedToken:
 
 
 class TokenReviewer:
-    """Checks tokens with the Kubernetes TokenReview API; accepted only for ``allowed`` usernames.
-    Positive and negative answers are cached briefly (by token digest, never the token itself)."""
-
-    TTL = 60.0
+    """Checks tokens with the Kubernetes TokenReview API for ``audiences`` (the agents' projected
+    token audience); accepted only when the review confirms one of them and names an ``allowed``
+    user. Answers are cached for ``ttl_s`` by token digest (never the token itself); while the API
+    is unreachable, a token accepted within ``stale_ok_s`` stays accepted."""
 
     def __init__(self, api_client: Any, allowed: tuple[str, ...] = (DEFAULT_AGENT_SA,),
-                 audiences: tuple[str, ...] = ()) -> None:
+                 audiences: tuple[str, ...] = (DEFAULT_AGENT_AUDIENCE,), *,
+                 ttl_s: float = 60.0, stale_ok_s: float = 600.0) -> None:
         from kubernetes import client
 
+        if not audiences or not all(isinstance(a, str) and a for a in audiences):
+            raise ValueError("--agent-audience: give the audience of the agents' ServiceAccount token")
         self._api = client.AuthenticationV1Api(api_client)
         self._allowed = allowed
         self._audiences = list(audiences)
+        self.ttl_s = ttl_s
+        self.stale_ok_s = stale_ok_s
         self._cache: dict[bytes, tuple[float, str | Refusal]] = {}
         self._lock = threading.Lock()
 
@@ -94,11 +101,13 @@ class TokenReviewer:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < self.TTL:
+        if hit is not None and now - hit[0] < self.ttl_s:
             result = hit[1]
         else:
             result = self._review(token)
             if isinstance(result, Refusal) and result.message.startswith("cannot verify"):
+                if hit is not None and isinstance(hit[1], str) and now - hit[0] < self.stale_ok_s:
+                    return hit[1]  # the API is briefly away: keep a recent acceptance
                 raise result  # a passing API failure: do not remember it
             with self._lock:
                 if len(self._cache) > 10_000:
@@ -112,7 +121,7 @@ class TokenReviewer:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
-        spec = client.V1TokenReviewSpec(token=token, audiences=self._audiences or None)
+        spec = client.V1TokenReviewSpec(token=token, audiences=self._audiences)
         try:
             review = self._api.create_token_review(client.V1TokenReview(spec=spec))
         except ApiException as exc:
@@ -123,7 +132,11 @@ class TokenReviewer:
             return Refusal("cannot verify the agent token: the Kubernetes API is unreachable")
         status = review.status
         if status is None or not status.authenticated:
-            return Refusal("the token was not accepted by TokenReview")
+            return Refusal(f"the token was not accepted by TokenReview for audience "
+                           f"{', '.join(self._audiences)}")
+        granted = [a for a in (status.audiences or []) if a in self._audiences]
+        if not granted:
+            return Refusal(f"TokenReview did not confirm the audience {', '.join(self._audiences)} for this token")
         user = status.user.username if status.user else ""
         if user not in self._allowed:
             return Refusal(f"{user or 'this identity'} is not the agent's ServiceAccount "

@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_flag(p, "--agent-service-account", action="append", default=[], metavar="USER",
              help="ServiceAccount user accepted by TokenReview (repeatable; default "
              "system:serviceaccount:clearance-system:clearance-agent)")
+    add_flag(p, "--agent-audience", default="clearance-mapper", metavar="AUDIENCE",
+             help="audience the agents' ServiceAccount token must carry (checked by TokenReview)")
     add_flag(p, "--max-calls-per-report", type=int, default=100_000, help="larger reports are refused")
     add_flag(p, "--max-message-bytes", type=int, default=16 * 1024 * 1024, help="largest gRPC message accepted")
     add_flag(p, "--insecure-no-agent-auth", action="store_true",

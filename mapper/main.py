@@ -55,7 +55,8 @@ def build(args: argparse.Namespace) -> Mapper:
     if args.agent_token_file:
         authenticator: Any = SharedToken(args.agent_token_file)
     elif api_client is not None:
-        authenticator = TokenReviewer(api_client, tuple(args.agent_service_account or [DEFAULT_AGENT_SA]))
+        authenticator = TokenReviewer(api_client, tuple(args.agent_service_account or [DEFAULT_AGENT_SA]),
+                                      (args.agent_audience,))
     elif args.insecure_no_agent_auth:
         log.warning("agents are NOT authenticated (--insecure-no-agent-auth)")
         authenticator = None

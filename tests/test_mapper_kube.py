@@ -95,8 +95,8 @@ def test_calls_of_a_pod_are_kept_until_it_appears_in_the_api(kube_server, tmp_pa
 
 
 def test_token_review_accepts_only_the_agent_service_account(kube_server, tmp_path):
-    kube_server.register_token("agent-sa-token", DEFAULT_AGENT_SA)
-    kube_server.register_token("other-sa-token", "system:serviceaccount:shop:default")
+    kube_server.register_token("agent-sa-token", DEFAULT_AGENT_SA, audiences=["clearance-mapper"])
+    kube_server.register_token("other-sa-token", "system:serviceaccount:shop:default", audiences=["clearance-mapper"])
     auth = TokenReviewer(kube_server.api_client())
     with running_mapper(tmp_path, authenticator=auth) as m:
         assert m.report([call()], token="agent-sa-token").accepted == 1
