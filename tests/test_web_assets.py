@@ -5,11 +5,14 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from beds.require import need
 from clearance.mapper.web import WEBPAGE, load_assets, serve_web
 from test_mapper_support import running_mapper
 
@@ -52,7 +55,7 @@ def test_index_and_assets_are_served_with_their_content_types(web: int) -> None:
 
 def test_the_page_references_only_its_own_assets() -> None:
     html = (WEBPAGE / "index.html").read_text()
-    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+    refs = [r for r in re.findall(r'(?:src|href)="([^"]+)"', html) if r != "data:,"]  # the empty favicon
     assert refs and all(r.startswith("/assets/") for r in refs), refs
     for name, (data, _) in load_assets().items():
         text = data.decode()
@@ -82,3 +85,10 @@ def test_only_get_is_served(web: int) -> None:
 def test_a_missing_page_is_a_clear_start_up_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="access-graph page is missing"):
         load_assets(tmp_path)
+
+
+def test_the_script_parses() -> None:
+    node = shutil.which("node")
+    need(node is not None, "node is not on PATH (scripts/install puts it there for Azurite)")
+    res = subprocess.run([node, "--check", str(WEBPAGE / "app.js")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr

@@ -14,7 +14,18 @@ from selenium.webdriver.support.ui import Select
 from beds.require import need
 from clearance.mapper.web import serve_web
 from test_mapper_support import call, running_mapper
-from test_web_support import COLOURS, chromium, chromium_missing, edges, nodes, overlaps, screenshot, wait_for
+from test_web_support import (
+    COLOURS,
+    chromium,
+    chromium_missing,
+    console_errors,
+    edges,
+    nodes,
+    overlaps,
+    page_state,
+    screenshot,
+    wait_for,
+)
 
 WORKLOADS = 300
 NAMESPACES = ("shop", "billing", "search", "ml")
@@ -62,7 +73,7 @@ def test_three_hundred_workloads_are_drawn_without_overlap(tmp_path: Path) -> No
             with chromium(tmp_path) as driver:
                 driver.get(f"http://127.0.0.1:{port}/")
                 drawn = wait_for("every edge to be drawn", lambda: (e := edges(driver)) and
-                                 len(e) == len(graph["edges"]) and e)
+                                 len(e) == len(graph["edges"]) and e, explain=lambda: page_state(driver))
                 boxes = nodes(driver)
                 assert Counter(b["type"] for b in boxes) == {"workload": WORKLOADS, "scope": len(api_scopes)}
                 assert {b["id"] for b in boxes} == {n["id"] for n in graph["nodes"]}
@@ -116,6 +127,7 @@ def test_three_hundred_workloads_are_drawn_without_overlap(tmp_path: Path) -> No
                 wait_for("the edges to follow the resize", lambda: overlaps(nodes(driver)) == [] and
                          len(edges(driver)) == len(graph["edges"]) and
                          all(e["length"] > 0 for e in edges(driver)))
+                assert console_errors(driver) == []
         finally:
             httpd.shutdown()
             httpd.server_close()

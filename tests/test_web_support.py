@@ -51,6 +51,7 @@ def chromium(workdir: Path, width: int = 1500, height: int = 1000) -> Iterator[A
         opts.add_argument(a)
     opts.add_argument(f"--user-data-dir={profile}")
     opts.add_argument(f"--window-size={width},{height}")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                            "download.prompt_for_download": False})
     service = Service(executable_path=str(CHROMEDRIVER), log_output=str(workdir / "chromedriver.log"))
@@ -63,7 +64,8 @@ def chromium(workdir: Path, width: int = 1500, height: int = 1000) -> Iterator[A
         driver.quit()
 
 
-def wait_for(what: str, cond: Callable[[], T], seconds: float = 60.0, every: float = 0.2) -> T:
+def wait_for(what: str, cond: Callable[[], T], seconds: float = 60.0, every: float = 0.2,
+             explain: Callable[[], Any] | None = None) -> T:
     """Poll ``cond`` until it returns something truthy; fail naming ``what`` (never a timed assertion:
     the limit only keeps a broken page from hanging the test)."""
     deadline = time.monotonic() + seconds
@@ -73,7 +75,22 @@ def wait_for(what: str, cond: Callable[[], T], seconds: float = 60.0, every: flo
         if last:
             return last
         time.sleep(every)
-    raise AssertionError(f"gave up waiting for {what} (last: {last!r})")
+    raise AssertionError(f"gave up waiting for {what} (last: {last!r})" + (f"; {explain()}" if explain else ""))
+
+
+def console_errors(driver: Any) -> list[str]:
+    """The browser console's errors since the last call (a page with none is the expectation)."""
+    return [m["message"] for m in driver.get_log("browser") if m["level"] == "SEVERE"]
+
+
+def page_state(driver: Any) -> str:
+    """The page's status line and the browser's console messages, to explain a failed wait."""
+    line = driver.execute_script("return document.querySelector('header').innerText")
+    try:
+        console = [f"{m['level']}: {m['message']}" for m in driver.get_log("browser")]
+    except Exception as exc:  # noqa: BLE001 - the log is a diagnostic only
+        console = [f"(no console log: {exc})"]
+    return f"page header: {line!r}; console: {console}"
 
 
 def edges(driver: Any) -> list[dict[str, Any]]:

@@ -9,7 +9,9 @@ const STATUSES = ["applied", "missing", "denied"];
 const $ = (id) => document.getElementById(id);
 const state = {
   graph: { nodes: [], edges: [] }, // as last fetched (with the namespace/status filters applied)
-  raw: "",                         // that response's text, to skip re-rendering when nothing changed
+  raw: "",                         // that response's text, to do nothing when nothing changed
+  shape: "",                       // its nodes and edges without counts and times: re-render only when it changes
+  byEdge: new Map(),               // "from|to|status" -> the latest edge, for the tooltips
   selected: null,                  // the workload node whose ClientIntents are shown
   namespaces: new Set(),
   yamlKey: "",                     // what the YAML panel shows, to refresh it only when it changed
@@ -243,9 +245,9 @@ function drawEdges(edges) {
     path.dataset.status = e.status;
     const perms = [...(e.actions || []), ...(e.dataActions || [])];
     path.dataset.permissions = perms.join("\n");
-    const tip = `${e.status} · ${e.calls} call(s) · ${e.to.replace(/^scope:/, "")}\n${perms.join("\n")}`;
-    path.setAttribute("aria-label", tip);
-    path.addEventListener("mousemove", (ev) => showTip(ev, tip));
+    const edgeKey = `${e.from}|${e.to}|${e.status}`;
+    path.setAttribute("aria-label", `${e.status}: ${perms.join(", ")}`);
+    path.addEventListener("mousemove", (ev) => showTip(ev, edgeTip(state.byEdge.get(edgeKey) || e)));
     path.addEventListener("mouseleave", hideTip);
     frag.appendChild(path);
   }
@@ -259,6 +261,17 @@ function focusEdges(id) {
   const svg = $("edges");
   svg.classList.toggle("focused", Boolean(target));
   for (const p of svg.children) p.classList.toggle("on", p.dataset.from === target || p.dataset.to === target);
+}
+
+function edgeTip(e) {
+  const perms = [...(e.actions || []), ...(e.dataActions || [])];
+  const seen = e.lastSeen ? ` · last ${new Date(e.lastSeen).toLocaleTimeString()}` : "";
+  return `${e.status} · ${e.calls} call(s)${seen} · ${e.to.replace(/^scope:/, "")}\n${perms.join("\n")}`;
+}
+
+// What the drawing depends on: nodes and edges without their call counts and times.
+function shapeOf(graph) {
+  return JSON.stringify([graph.nodes, graph.edges.map((e) => [e.from, e.to, e.status, e.actions, e.dataActions])]);
 }
 
 function showTip(ev, text) {
@@ -321,8 +334,13 @@ async function refresh() {
     if (text !== state.raw) {
       state.raw = text;
       state.graph = ns || status ? JSON.parse(text) : all;
-      render();
-      if (state.selected) await loadYaml();
+      state.byEdge = new Map(state.graph.edges.map((e) => [`${e.from}|${e.to}|${e.status}`, e]));
+      const shape = shapeOf(state.graph);
+      if (shape !== state.shape) {
+        state.shape = shape;
+        render();
+        if (state.selected) await loadYaml();
+      }
     }
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
     $("updated").classList.remove("error");
@@ -367,8 +385,8 @@ function downloadYaml() {
 }
 
 let searchTimer = 0;
-$("namespace").addEventListener("change", () => { state.raw = ""; refresh(); });
-$("status").addEventListener("change", () => { state.raw = ""; refresh(); });
+$("namespace").addEventListener("change", () => { state.raw = state.shape = ""; refresh(); });
+$("status").addEventListener("change", () => { state.raw = state.shape = ""; refresh(); });
 $("search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(render, 120); });
 $("format").addEventListener("change", () => { state.yamlKey = ""; loadYaml(); });
 $("close").addEventListener("click", closePanel);
