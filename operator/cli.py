@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_flag(p, "--webhook-port", type=int, default=9443, help="admission webhook port (0: off)")
     add_flag(p, "--webhook-cert", metavar="FILE", help="webhook TLS certificate")
     add_flag(p, "--webhook-key", metavar="FILE", help="webhook TLS key")
+    add_flag(p, "--propagation-window", type=float, default=600.0, metavar="SECONDS",
+             help="how long a target shows Propagating after Clearance changed its Azure grants (0: off)")
     p.set_defaults(func=run)
 
     plan = sub.add_parser("plan", help="the Azure role changes ClientIntents imply, without writing")

@@ -46,6 +46,9 @@ class Settings:
     write_burst: int = 190
     write_rate: float = 9.5
     webhook_deadline: float = 8.0  # seconds the admission webhook waits for Azure
+    # Seconds a target shows Propagating after Clearance created or changed its grants (Azure RBAC
+    # may take up to ~10 minutes to apply them everywhere); 0 turns it off.
+    propagation_window: float = 600.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -78,6 +81,7 @@ class Settings:
             otterize_compat=bool(get("otterize_compat", False)),
             allowed_scopes=tuple(get("allowed_scope") or ()),
             allow_wildcards=bool(get("allow_wildcards", False)),
+            propagation_window=get("propagation_window", None),
         )
 
     @classmethod
@@ -102,6 +106,16 @@ class Settings:
         for scope in kw.get("allowed_scopes") or ():  # type: ignore[union-attr]
             if not str(scope).startswith("/subscriptions/"):
                 raise SettingsError(f"--allowed-scope {scope!r} must start with /subscriptions/")
+        window = kw.get("propagation_window", None)
+        if window is None:
+            kw.pop("propagation_window", None)
+        else:
+            try:
+                kw["propagation_window"] = float(window)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise SettingsError(f"--propagation-window must be a number of seconds, got {window!r}") from None
+            if not 0 <= kw["propagation_window"] <= 86400:  # type: ignore[operator]
+                raise SettingsError(f"--propagation-window must be between 0 and 86400 seconds, got {window!r}")
         for key in ("location", "tenant_id"):
             if kw.get(key) is not None and not str(kw[key]).strip():
                 kw[key] = None

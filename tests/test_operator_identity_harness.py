@@ -49,7 +49,9 @@ def free_port() -> int:
 
 
 def bed_settings(arm_server: Any, **changes: Any) -> Settings:
-    base: dict[str, Any] = dict(
+    """Settings pointing at the ARM bed. The bed applies RBAC at once, so the propagation window is
+    off unless a test sets ``propagation_window``."""
+    base: dict[str, Any] = dict(propagation_window=0.0,
         subscription_id=arm_server.subscription_id, resource_group=arm_server.resource_group,
         cluster_name=arm_server.cluster_name, location=arm_server.location, tenant_id=arm_server.tenant_id,
         oidc_issuer=arm_server.oidc_issuer, arm_endpoint=arm_server.url.rstrip("/"),

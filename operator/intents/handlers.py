@@ -29,6 +29,7 @@ log = logging.getLogger("clearance.operator.intents")
 
 RESYNC_SECONDS = float(os.environ.get("CLEARANCE_INTENTS_RESYNC_SECONDS", "300"))
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+MIN_DELAY = 0.5  # seconds: the soonest a re-check is scheduled
 VALIDATE_PATH = "/validate-clientintents"  # charts/clearance/templates/operator.yaml
 
 
@@ -77,8 +78,14 @@ async def reconcile(body: Any, status: Any, patch: kopf.Patch, memo: Any, retry:
         "namespace": intents.namespace, "name": intents.name, "ready": summary(outcome.states),
         "arm_writes": outcome.writes}})
     if outcome.retry:
-        raise kopf.TemporaryError("some targets are propagating or failed transiently",
-                                  delay=min(RETRY_MAX, RETRY_BASE * 2 ** min(retry, 6)))
+        delay = min(RETRY_MAX, RETRY_BASE * 2 ** min(retry, 6))
+        if outcome.recheck_after is not None:
+            delay = min(delay, outcome.recheck_after)
+        raise kopf.TemporaryError("some targets are propagating or failed transiently", delay=max(delay, MIN_DELAY))
+    if outcome.recheck_after is not None:
+        # re-check when the propagation window ends: a read-only reconcile, then Ready
+        raise kopf.TemporaryError("waiting for Azure to propagate the grants",
+                                  delay=max(outcome.recheck_after, MIN_DELAY))
 
 
 async def resync(body: Any, status: Any, patch: kopf.Patch, memo: Any, **kwargs: Any) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,7 @@ from clearance.operator.azure.resources import Resources, subscription_of
 from clearance.operator.azure.roles import Roles, role_guid
 from clearance.operator.intents.conditions import FAILED, PROPAGATING, READY, TargetState
 from clearance.operator.intents.desired import TargetPlan, intents_label, plan_target
+from clearance.operator.intents.propagation import propagating, recorded_changes, stamp
 from clearance.operator.settings import Settings
 
 log = logging.getLogger("clearance.operator.intents")
@@ -37,10 +40,12 @@ class Outcome:
     states: list[TargetState]
     record: dict[str, Any] = field(default_factory=dict)  # status.azure: what Clearance holds
     writes: int = 0
+    recheck_after: float | None = None  # seconds until a propagation window ends (no writes needed)
 
     @property
     def retry(self) -> bool:
-        return any(s.type == PROPAGATING or (s.type == FAILED and s.transient) for s in self.states)
+        """Worth retrying soon with backoff (PrincipalNotFound, transient failures)."""
+        return any(s.transient and s.type in (PROPAGATING, FAILED) for s in self.states)
 
 
 class IdentityLookup:
@@ -53,8 +58,9 @@ class IntentsReconciler:
     """One per operator process; safe to run for many ClientIntents at once."""
 
     def __init__(self, arm: ArmClients, settings: Settings, identities: IdentityLookup, core_v1: Any,
-                 resources: Resources | None = None) -> None:
+                 resources: Resources | None = None, clock: Callable[[], float] = time.time) -> None:
         self.arm = arm
+        self.clock = clock  # wall-clock epoch seconds: change times live in status across restarts
         self.settings = settings
         self.identities = identities
         self.core_v1 = core_v1
@@ -117,6 +123,7 @@ class IntentsReconciler:
         vaults: list[str] = []
 
         protected: set[str] = set()  # scopes of targets that failed: their grants stay as they are
+        changed: set[str] = set()  # scopes where this reconcile created or changed a grant
 
         async def apply(plan: TargetPlan) -> TargetState:
             state = await _apply(plan)
@@ -126,12 +133,15 @@ class IntentsReconciler:
 
         async def _apply(plan: TargetPlan) -> TargetState:
             nonlocal writes
+            scope = plan.scope.lower()
             try:
                 wanted: list[str] = []
                 if plan.custom_role is not None:
                     role_ids.append(plan.custom_role.id)
                     result = await self.roles.ensure(plan.custom_role, self.settings.cluster_name)
-                    writes += result != "unchanged"
+                    if result != "unchanged":
+                        writes += 1
+                        changed.add(scope)
                     wanted.append(plan.custom_role.id)
                 if plan.vault_permissions is not None:
                     vaults.append(plan.scope)
@@ -141,14 +151,16 @@ class IntentsReconciler:
                 for role_id in wanted:
                     assignment = Assignment(plan.scope, role_id, principal_id, description(self.settings.cluster_name, label))
                     desired_keys.add(assignment.key)
-                    if assignment.key not in existing:
-                        writes += await self.assignments.create(assignment)
+                    if assignment.key not in existing and await self.assignments.create(assignment):
+                        writes += 1
+                        changed.add(scope)
                 if plan.vault_permissions is not None:
                     tenant, current = await self.vaults.entry(plan.scope, principal_id)
                     if current != plan.vault_permissions:
                         await self.vaults.set(plan.scope, tenant or identity.tenant_id, principal_id,
                                               plan.vault_permissions, existing=current is not None)
                         writes += 1
+                        changed.add(scope)
             except PrincipalPropagating as exc:
                 return TargetState(plan.index, PROPAGATING, "PrincipalNotFound",
                                    f"Azure does not know the identity yet (replication delay): {exc.message}",
@@ -163,7 +175,9 @@ class IntentsReconciler:
         if not any(s.transient for s in states.values()):
             for key, model in existing.items():
                 if key not in desired_keys and key[0] not in protected:
-                    writes += await self.assignments.delete(model.scope, model.name)
+                    if await self.assignments.delete(model.scope, model.name):
+                        writes += 1
+                        changed.add(key[0])
             for role_id in recorded.get("customRoles") or []:
                 if role_id not in role_ids:
                     writes += await self.roles.delete(_sub_of_role(role_id), role_guid(role_id), self.settings.cluster_name)
@@ -177,8 +191,37 @@ class IntentsReconciler:
             kept_vaults = sorted(set(vaults) | set(recorded.get("vaults") or []))
         record = {"principalId": principal_id, "subscriptions": sorted(subs),
                   "customRoles": sorted(set(kept_roles)), "vaults": sorted(set(kept_vaults))}
+        changed_at, recheck = self._propagation(plans, states, recorded, changed)
+        if changed_at:
+            record["changedAt"] = changed_at
         ordered = [states[i] for i in sorted(states)]
-        return Outcome(ordered + unsupported, record=record, writes=writes)
+        return Outcome(ordered + unsupported, record=record, writes=writes, recheck_after=recheck)
+
+    def _propagation(self, plans: list[TargetPlan], states: dict[int, TargetState], recorded: dict[str, Any],
+                     changed: set[str]) -> tuple[dict[str, str], float | None]:
+        """Turn Ready targets changed within the window into Propagating (in ``states``).
+
+        Returns the new ``changedAt`` record (scopes still targeted) and the seconds until the
+        earliest window ends (None when no target is inside one).
+        """
+        now = self.clock()
+        times = recorded_changes(recorded)
+        times.update({scope: now for scope in changed})
+        scopes = {p.scope.lower() for p in plans}
+        times = {scope: t for scope, t in times.items() if scope in scopes}
+        recheck: float | None = None
+        window = self.settings.propagation_window
+        for plan in plans:
+            state = states.get(plan.index)
+            when = times.get(plan.scope.lower())
+            if state is None or state.type != READY or when is None or window <= 0:
+                continue
+            found = propagating(state, when, now, window, policy_only=plan.vault_permissions is not None
+                                and plan.custom_role is None and not plan.role_names)
+            if found is not None:
+                states[plan.index], left = found
+                recheck = left if recheck is None else min(recheck, left)
+        return {scope: stamp(t) for scope, t in sorted(times.items())}, recheck
 
     async def _existing(self, subs: set[str], principal_id: str, label: str) -> dict[tuple[str, str], Any]:
         lists = await asyncio.gather(*(self.assignments.list_for_principal(s, principal_id) for s in sorted(subs)))
