@@ -202,6 +202,13 @@ def test_page_shows_a_real_capture_run(tmp_path: Path, kube_server) -> None:  # 
             saved = wait_for("the download", lambda: (p := tmp_path / "downloads" / f"{NS}.web.yaml").is_file()
                              and p.stat().st_size == len(shown.encode()) and p)
             assert saved.read_text() == cli.stdout
+            driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": f"http://127.0.0.1:{web_port}",
+                                   "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+            driver.find_element(By.ID, "copy").click()
+            wait_for("the copy to be confirmed", lambda: driver.find_element(By.ID, "copied").text == "copied")
+            pasted = driver.execute_async_script(
+                "const done = arguments[0]; navigator.clipboard.readText().then(done, e => done('error: ' + e))")
+            assert pasted == cli.stdout
 
             # A workload started now appears without a reload (live refresh).
             assert not [e for e in edges(driver) if e["from"] == REPORTER]
