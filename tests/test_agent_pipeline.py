@@ -220,7 +220,7 @@ def test_blob_put_keeps_operation_identifying_parts_only(caplog):
     assert dict(call.query) == {}
     assert dict(call.headers) == {"x-ms-blob-type": "BlockBlob", "if-none-match": "*", "x-ms-tags": "*",
                                   "x-ms-copy-source": "https://src.blob.core.windows.net/golden",
-                                  "x-ms-version": "2026-02-06"}
+                                  "x-ms-copy-source-authorization": "*", "x-ms-version": "2026-02-06"}
     assert call.caller.host and call.caller.node == "node-1"
     blob = call.SerializeToString()
     for canary in CANARIES:

@@ -11,15 +11,15 @@ import re
 import threading
 import time
 
-from clearance.nodeagent.events import AzureCall, Direction, TlsEvent
+from clearance.nodeagent.events import Direction, TlsEvent
 from clearance.nodeagent.metrics import Metrics
 from clearance.nodeagent.pipeline.attribution import Attributor, Identity
 from clearance.nodeagent.pipeline.batch import subrequests
 from clearance.nodeagent.pipeline.dedupe import Deduper, Seen
 from clearance.nodeagent.pipeline.endpoints import EndpointMatcher
-from clearance.nodeagent.pipeline.http import Ignored, parse_response_head
+from clearance.nodeagent.pipeline.http import HeadParser, Ignored, parse_response_head
 from clearance.nodeagent.pipeline.reassembly import MAX_PENDING, Completed, Conn, Reassembler
-from clearance.nodeagent.pipeline.redact import redact
+from clearance.nodeagent.pipeline.redact import KEPT_HEADERS, CallKey, redact_parts
 from clearance.v1 import report_pb2
 
 log = logging.getLogger("clearance.agent.pipeline")
@@ -28,7 +28,8 @@ _SUB_STATUS = re.compile(rb"\r\nHTTP/1\.[01] (\d{3})")
 _SUB_ERROR = re.compile(rb"\r\nx-ms-error-code:[ \t]*([A-Za-z0-9_.-]{1,80})", re.IGNORECASE)
 
 # a pending entry: (calls or None when not Azure, caller identity, request timestamp)
-Pending = tuple[list[AzureCall] | None, Identity | None, int]
+Pending = tuple[list[CallKey] | None, Identity | None, int]
+_WRITE = Direction.WRITE
 
 
 class Pipeline:
@@ -42,7 +43,8 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self._counts = {"captured": 0, "parsed": 0}
         self._ignored_counts: dict[str, int] = {}
-        self._reasm = Reassembler(self._ignore, self._evicted, max_conns=max_conns)
+        self._reasm = Reassembler(self._ignore, self._evicted, max_conns=max_conns,
+                                  parser=HeadParser(KEPT_HEADERS))
         self._calls = Deduper(max_calls)
         self._wait_ns = int(response_wait_s * 1e9)
         self._grace_ns = int(pod_grace_s * 1e9)
@@ -55,7 +57,7 @@ class Pipeline:
         try:
             with self._lock:
                 self._counts["captured"] += 1
-                if event.direction == Direction.WRITE:
+                if event.direction == _WRITE:
                     conn, done = self._reasm.feed(event)
                     for completed in done:
                         self._request(conn, completed, event.pid)
@@ -78,18 +80,22 @@ class Pipeline:
         for reason, n in counts.items():
             m.ignored.labels(reason=reason).inc(n)
 
-    def _recognise(self, completed: Completed) -> list[AzureCall] | None:
+    def _recognise(self, completed: Completed) -> list[CallKey] | None:
         req = completed.request
-        ep = self.endpoints.match(req.headers.get("host", ""), req.target)
-        if ep is None:
+        endpoints = self.endpoints
+        found = endpoints.locate(req.headers.get("host", ""), req.target)
+        if found is None:
             self._ignore("not_azure")
             return None
-        calls = [redact(ep, req, self.endpoints)]
-        if completed.body is not None and ep.service in ("blob", "table"):
+        service, account, host, path, query = found
+        calls = [redact_parts(service, account, host, req.method, path, query, req.headers, endpoints)]
+        if completed.body is not None and (service == "blob" or service == "table"):
             for sub in subrequests(req.headers.get("content-type", ""), completed.body):
-                sub_ep = self.endpoints.match(sub.headers.get("host") or ep.host, sub.target)
-                if sub_ep is not None:
-                    calls.append(redact(sub_ep, sub, self.endpoints))
+                sub_found = endpoints.locate(sub.headers.get("host") or host, sub.target)
+                if sub_found is not None:
+                    s_service, s_account, s_host, s_path, s_query = sub_found
+                    calls.append(redact_parts(s_service, s_account, s_host, sub.method, s_path, s_query,
+                                              sub.headers, endpoints))
         self._counts["parsed"] += len(calls)
         return calls
 
@@ -111,7 +117,7 @@ class Pipeline:
             self._ignore(exc.reason)
             return
         conn = self._reasm.get(ev.pid, ev.conn)
-        if conn is not None:
+        if conn is not None and conn.batch is not None:
             batch = self._reasm.finish(conn)  # the response proves the batch body has ended
             if batch is not None:
                 self._request(conn, batch, ev.pid)
@@ -127,19 +133,27 @@ class Pipeline:
         calls, ident, ts = entry
         if not calls:
             return
-        first, subs = calls[0], calls[1:]
-        first.status, first.error_code = status, code
-        if subs:
-            sub_results = _batch_results(data) if status and status < 300 else []
-            for i, sub in enumerate(subs):
-                if i < len(sub_results):
-                    sub.status, sub.error_code = sub_results[i]
-                elif status >= 400:
-                    sub.status, sub.error_code = status, code
-        for call in calls:
-            if not self._calls.add(ident, call, ts):
-                self._ignore("dedupe_overflow")
-                self.metrics.lost.inc()
+        add = self._calls.add
+        if len(calls) == 1:
+            if not add(ident, calls[0], status, code, ts):
+                self._overflow()
+            return
+        sub_results = _batch_results(data) if status and status < 300 else []
+        for i, call in enumerate(calls):
+            if i == 0:
+                sub_status, sub_code = status, code
+            elif i - 1 < len(sub_results):
+                sub_status, sub_code = sub_results[i - 1]
+            elif status >= 400:
+                sub_status, sub_code = status, code
+            else:
+                sub_status, sub_code = 0, ""
+            if not add(ident, call, sub_status, sub_code, ts):
+                self._overflow()
+
+    def _overflow(self) -> None:
+        self._ignore("dedupe_overflow")
+        self.metrics.lost.inc()
 
     def _evicted(self, conn: Conn) -> None:
         batch = self._reasm.finish(conn)
@@ -182,11 +196,11 @@ class Pipeline:
                     self._settle(conn.pending.popleft(), 0, "", b"")
 
     def _proto(self, seen: Seen) -> report_pb2.ObservedCall:
-        c = seen.call
+        service, account, host, method, path, query, headers = seen.call
         return report_pb2.ObservedCall(
-            caller=self.attributor.caller(seen.ident), service=c.service, account=c.account, host=c.host,
-            method=c.method, path=c.path, query=c.query, headers=c.headers, status=c.status,
-            error_code=c.error_code, count=seen.count,
+            caller=self.attributor.caller(seen.ident), service=service, account=account, host=host,
+            method=method, path=path, query=dict(query), headers=dict(headers), status=seen.status,
+            error_code=seen.error_code, count=seen.count,
             first_seen_unix_ms=(seen.first_ns + self._unix_offset_ns) // 1_000_000,
             last_seen_unix_ms=(seen.last_ns + self._unix_offset_ns) // 1_000_000)
 

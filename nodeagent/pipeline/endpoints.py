@@ -111,6 +111,8 @@ class EndpointMatcher:
     def __init__(self, templates: list[_Template] | None = None) -> None:
         self._templates = list(templates or [])
         self._cache: dict[str, tuple[str, str | None] | None] = {}
+        # the Host header as sent -> (its kind, its lower-case form)
+        self._hosts: dict[str, tuple[tuple[str, str | None] | None, str]] = {}
 
     @classmethod
     def from_flags(cls, values: list[str]) -> EndpointMatcher:
@@ -119,23 +121,35 @@ class EndpointMatcher:
 
     def match(self, host: str, target: str) -> Endpoint | None:
         """The endpoint of a request with this Host header and target, or None (not Azure)."""
-        if target.startswith("http://") or target.startswith("https://"):
+        found = self.locate(host, target)
+        return None if found is None else Endpoint(*found)
+
+    def locate(self, host: str, target: str) -> tuple[str, str, str, str, str] | None:
+        """``match`` as a tuple (service, account, host, path, query): the pipeline's hot path."""
+        if target[:1] != "/" and (target.startswith("http://") or target.startswith("https://")):
             rest = target.split("://", 1)[1]
             slash = rest.find("/")
             host, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
-        host = host.lower()
-        path, _, query = target.partition("?")
-        path = path.partition("#")[0]
-        kind = self._kind(host)
+        hit = self._hosts.get(host)
+        if hit is None:
+            low = host.lower()
+            hit = (self._kind(low), low)
+            if len(self._hosts) >= _CACHE_MAX:
+                self._hosts.clear()
+            self._hosts[host] = hit
+        kind, host = hit
         if kind is None:
             return None
+        path, _, query = target.partition("?")
+        if "#" in path:
+            path = path.partition("#")[0]
         service, account = kind
         if account is None:  # path style: the account is the first path segment
             seg, _, rest = path[1:].partition("/")
             if not _PATH_ACCOUNT.fullmatch(seg):
                 return None
-            return Endpoint(service, seg.lower(), host, "/" + rest, query)
-        return Endpoint(service, account, host, path or "/", query)
+            return service, seg.lower(), host, "/" + rest, query
+        return service, account, host, path or "/", query
 
     def is_path_style(self, host: str) -> bool:
         """True when requests to ``host`` carry the account as their first path segment."""

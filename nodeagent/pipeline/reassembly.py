@@ -14,8 +14,8 @@ from typing import Callable
 
 from clearance.nodeagent.events import TlsEvent
 from clearance.nodeagent.pipeline.batch import MAX_BODY, is_batch
-from clearance.nodeagent.pipeline.http import (MAX_HEAD, HttpRequest, Ignored, classify_garbage,
-                                               looks_like_request, parse_request_head)
+from clearance.nodeagent.pipeline.http import (MAX_HEAD, HeadParser, HttpRequest, Ignored, classify_garbage,
+                                               looks_like_request)
 
 _REQUEST_LINE = re.compile(rb"[A-Z]{3,7} [!-~]{1,12288} HTTP/1\.[01]\r\n")
 _IDLE, _HEAD, _BODY = 0, 1, 2
@@ -55,7 +55,8 @@ class Reassembler:
     """Turns WRITE events into completed requests per connection."""
 
     def __init__(self, ignored: Callable[[str], None], evicted: Callable[[Conn], None], *,
-                 max_conns: int = 4096, max_bytes: int = 32 * 1024 * 1024) -> None:
+                 max_conns: int = 4096, max_bytes: int = 32 * 1024 * 1024, parser: HeadParser | None = None) -> None:
+        self._parse = (parser or HeadParser()).parse
         self._ignored = ignored
         self._evicted = evicted
         self._conns: OrderedDict[tuple[int, int], Conn] = OrderedDict()
@@ -103,14 +104,15 @@ class Reassembler:
     def feed(self, ev: TlsEvent) -> tuple[Conn, list[Completed]]:
         """Consume one WRITE event; returns its connection and the requests it completed."""
         conn = self._conn(ev)
-        before = conn.buffered()
+        before = len(conn.head) + len(conn.body)
         out: list[Completed] = []
         try:
             self._consume(conn, ev.data, ev.length, ev.timestamp_ns, out)
         finally:
-            self._bytes += conn.buffered() - before
-        while self._bytes > self._max_bytes and len(self._conns) > 1:
-            self._evict()
+            self._bytes += len(conn.head) + len(conn.body) - before
+        if self._bytes > self._max_bytes:
+            while self._bytes > self._max_bytes and len(self._conns) > 1:
+                self._evict()
         return conn, out
 
     def finish(self, conn: Conn) -> Completed | None:
@@ -129,7 +131,6 @@ class Reassembler:
 
     def _consume(self, conn: Conn, data: bytes, length: int, ts: int, out: list[Completed]) -> None:
         while True:
-            truncated = len(data) < length
             if conn.state == _BODY:
                 if conn.body_left != 0 and not _REQUEST_LINE.match(data):
                     if conn.batch is not None and len(conn.body) < MAX_BODY:
@@ -151,37 +152,45 @@ class Reassembler:
                     conn.state = _IDLE
                     self._ignored(classify_garbage(data))
                     return
+                conn.head_ts = ts
+                end = data.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+                if end >= 0:  # the common case: the whole head in this one write, no copy
+                    conn.state = _HEAD
+                    data = self._complete(conn, data[:end], data, end + 4, length, False, out)
+                    if data is None:
+                        return
+                    length = len(data)
+                    continue
                 prev = 0
                 conn.head = bytearray(data[: MAX_HEAD + 4])
-                conn.head_ts = ts
                 conn.state = _HEAD
             end = conn.head.find(b"\r\n\r\n", max(0, prev - 3))
             if end < 0:
                 if len(conn.head) > MAX_HEAD:
                     self._ignored("oversized")
                     self._skip_unknown(conn)
-                elif truncated:
-                    self._complete(conn, bytes(conn.head), b"", 0, True, out)
+                elif len(data) < length:  # the capture cut this write short: the head ends here
+                    self._complete(conn, bytes(conn.head), b"", 0, 0, True, out)
                 return
             head = bytes(conn.head[:end])
-            offset = end + 4 - prev          # where this write's bytes after the head start
-            rest = data[offset:]             # captured bytes after the head
-            tail_len = length - offset       # all bytes after the head, captured or not
-            next_data = self._complete(conn, head, rest, tail_len, False, out)
-            if next_data is None:
+            # this write's bytes after the head start at ``end + 4 - prev``
+            data = self._complete(conn, head, data, end + 4 - prev, length, False, out)
+            if data is None:
                 return
-            data, length = next_data, len(next_data)
+            length = len(data)
 
     def _skip_unknown(self, conn: Conn) -> None:
         conn.head = bytearray()
         conn.state, conn.body_left, conn.batch = _BODY, -1, None
 
-    def _complete(self, conn: Conn, head: bytes, rest: bytes, tail_len: int, partial: bool,
+    def _complete(self, conn: Conn, head: bytes, data: bytes, offset: int, length: int, partial: bool,
                   out: list[Completed]) -> bytes | None:
-        """Parse a finished head; returns bytes of a pipelined next request in the same write."""
-        conn.head = bytearray()
+        """Parse a finished head whose write continues at ``data[offset:]`` (``length`` bytes in
+        all, captured or not); returns the bytes of a pipelined next request in the same write."""
+        if conn.head:
+            conn.head = bytearray()
         try:
-            req = parse_request_head(head, partial=partial)
+            req = self._parse(head, partial=partial)
         except Ignored as exc:
             self._ignored(exc.reason)
             self._skip_unknown(conn)
@@ -194,16 +203,18 @@ class Reassembler:
         batch = is_batch(req)
         if not batch:
             out.append(Completed(req, None, conn.head_ts))
+        tail_len = length - offset  # all bytes after the head, captured or not
         if body_len >= 0 and tail_len >= body_len:
             if batch:
-                out.append(Completed(req, rest[:body_len], conn.head_ts))
+                out.append(Completed(req, data[offset:offset + body_len], conn.head_ts))
             conn.state = _IDLE
-            extra = rest[body_len:]
-            return extra if extra and tail_len == len(rest) else None
+            if length == len(data) and tail_len > body_len:
+                return data[offset + body_len:]
+            return None
         conn.state = _BODY
         conn.body_left = body_len - tail_len if body_len >= 0 else -1
         conn.batch = req if batch else None
-        conn.body = bytearray(rest[:MAX_BODY]) if batch else bytearray()
+        conn.body = bytearray(data[offset:offset + MAX_BODY]) if batch else bytearray()
         return None
 
 

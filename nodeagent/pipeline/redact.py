@@ -3,16 +3,23 @@
 Only what identifies the operation and its resource survives: the first path segment of storage
 URLs (deeper segments become ``{name}``), Key Vault object type and name, the ARM resource path,
 allow-listed query keys and headers. Everything else (Authorization, SAS parameters, Cookie,
-copy-source credentials, blob names, table keys, bodies) is dropped here, never copied.
+blob names, table keys, bodies) is dropped here, never copied; ``x-ms-copy-source-authorization``
+survives as its presence only (``"*"``: the catalog grants read on a bearer-authorized source).
+
+``redact_parts`` is the pipeline's form: a hashable ``CallKey`` tuple, cheap to deduplicate.
 """
 from __future__ import annotations
 
 import re
 from urllib.parse import unquote
 
+from typing import TYPE_CHECKING
+
 from clearance.nodeagent.events import AzureCall
-from clearance.nodeagent.pipeline.endpoints import Endpoint, EndpointMatcher
-from clearance.nodeagent.pipeline.http import HttpRequest
+
+if TYPE_CHECKING:
+    from clearance.nodeagent.pipeline.endpoints import Endpoint, EndpointMatcher
+    from clearance.nodeagent.pipeline.http import HttpRequest
 
 _NAME = re.compile(r"[A-Za-z0-9$][A-Za-z0-9$._-]{0,62}")
 _VAULT_NAME = re.compile(r"[A-Za-z0-9-]{1,127}")
@@ -43,10 +50,16 @@ _HEADER_PRESENCE = frozenset({
     "if-match", "x-ms-blob-content-length", "x-ms-tags", "x-ms-file-permission",
     "x-ms-file-permission-key", "x-ms-acl", "x-ms-permissions", "x-ms-owner", "x-ms-group",
     "x-ms-undelete-source", "x-ms-immutability-policy-until-date", "x-ms-deleted-container-name",
-    "x-ms-source-range", "x-ms-proposed-lease-id", "x-ms-properties",
+    "x-ms-source-range", "x-ms-proposed-lease-id", "x-ms-properties", "x-ms-copy-source-authorization",
 })
 _HEADER_SOURCES = frozenset({"x-ms-copy-source", "x-ms-rename-source", "x-ms-file-rename-source"})
 _HEADER_NAMES = frozenset({"x-ms-source-container-name"})
+# every header that redaction may read (the pipeline's head parser keeps only these)
+KEPT_HEADERS = _HEADER_VALUES | _HEADER_PRESENCE | _HEADER_SOURCES | _HEADER_NAMES | {"if-none-match"}
+_QUERY_KINDS = {**{k: True for k in _STORAGE_QUERY_VALUES}, **{k: False for k in _STORAGE_QUERY_PRESENCE}}
+_MEMO_MAX = 4096
+_SEGMENTS: dict[str, str] = {}
+_ARM_PATHS: dict[str, str] = {}
 _VAULT_TYPES = frozenset({
     "secrets", "keys", "certificates", "deletedsecrets", "deletedkeys", "deletedcertificates",
     "storage", "deletedstorage",
@@ -58,28 +71,54 @@ _VAULT_WORDS = frozenset({
 })
 
 
+# (service, account, host, method, path shape, query items, header items); items sorted by key
+CallKey = tuple[str, str, str, str, str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+
+
+def redact_parts(service: str, account: str, host: str, method: str, path: str, query: str,
+                 headers: dict[str, str], matcher: EndpointMatcher) -> CallKey:
+    """The redacted call key of one recognised request (raw path and query, lower-case headers)."""
+    if service == "vault":
+        return (service, account, host, method, vault_path(path), _api_version_items(query), ())
+    if service == "arm":
+        return (service, account, host, method, _memo(_ARM_PATHS, arm_path, path), _api_version_items(query), ())
+    return (service, account, host, method, storage_path(service, path), _storage_query_items(query),
+            _storage_header_items(headers, matcher) if headers else ())
+
+
+def call_of(key: CallKey, status: int = 0, error_code: str = "") -> AzureCall:
+    """The ``AzureCall`` of a call key."""
+    service, account, host, method, path, query, headers = key
+    return AzureCall(service=service, account=account, host=host, method=method, path=path,
+                     query=dict(query), headers=dict(headers), status=status, error_code=error_code)
+
+
 def redact(ep: Endpoint, req: HttpRequest, matcher: EndpointMatcher) -> AzureCall:
     """The AzureCall for request ``req`` recognised as ``ep``; nothing secret is copied."""
-    service = ep.service
-    if service == "vault":
-        path = vault_path(ep.path)
-        query = _keep_api_version(ep.query)
-        headers: dict[str, str] = {}
-    elif service == "arm":
-        path = arm_path(ep.path)
-        query = _keep_api_version(ep.query)
-        headers = {}
-    else:
-        path = storage_path(service, ep.path)
-        query = storage_query(ep.query)
-        headers = storage_headers(req.headers, matcher)
-    return AzureCall(service=service, account=ep.account, host=ep.host, method=req.method,
-                     path=path, query=query, headers=headers)
+    return call_of(redact_parts(ep.service, ep.account, ep.host, req.method, ep.path, ep.query, req.headers,
+                                matcher))
+
+
+def _memo(cache: dict[str, str], fn, raw: str) -> str:
+    """``fn(raw)`` through a bounded cache (for shapes of names that the report carries anyway)."""
+    try:
+        return cache[raw]
+    except KeyError:
+        pass
+    value = fn(raw)
+    if len(cache) >= _MEMO_MAX:
+        cache.clear()
+    cache[raw] = value
+    return value
+
+
+def _check_segment(raw: str) -> str:
+    name = unquote(raw)
+    return name if _NAME.fullmatch(name) else INVALID
 
 
 def _first_segment(raw: str) -> str:
-    name = unquote(raw)
-    return name if _NAME.fullmatch(name) else INVALID
+    return _memo(_SEGMENTS, _check_segment, raw)
 
 
 def _table_segment(raw: str) -> str:
@@ -145,36 +184,58 @@ def arm_path(path: str) -> str:
     return path if _ARM_PATH.fullmatch(path) else "/" + INVALID
 
 
-def _pairs(query: str):
+def _query_key(key: str) -> str:
+    """A query key as the allow-lists spell it (percent-decoded, lower case)."""
+    if "%" not in key and key.islower():
+        return key  # the common case: already in its canonical form
+    return unquote(key).lower()
+
+
+def _api_version_items(query: str) -> tuple[tuple[str, str], ...]:
+    if not query:
+        return ()
     for part in query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            yield unquote(key).lower(), value
+        key, _, value = part.partition("=")
+        if key == "api-version" or (key and _query_key(key) == "api-version"):
+            if "%" in value:
+                value = unquote(value)
+            return (("api-version", value),) if _TOKEN.fullmatch(value) else ()
+    return ()
 
 
 def _keep_api_version(query: str) -> dict[str, str]:
-    for key, value in _pairs(query):
-        if key == "api-version":
-            value = unquote(value)
-            return {key: value} if _TOKEN.fullmatch(value) else {}
-    return {}
+    return dict(_api_version_items(query))
+
+
+def _storage_query_items(query: str) -> tuple[tuple[str, str], ...]:
+    if not query:
+        return ()
+    out: dict[str, str] = {}
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        kind = _QUERY_KINDS.get(key)
+        if kind is None:
+            if not key:
+                continue
+            key = _query_key(key)
+            kind = _QUERY_KINDS.get(key)
+            if kind is None:
+                continue  # SAS parameters and unknown keys never survive
+        if key in out:
+            continue
+        if kind:
+            if "%" in value:
+                value = unquote(value)
+            if _TOKEN.fullmatch(value):
+                out[key] = value
+        else:
+            out[key] = "*"
+    return tuple(sorted(out.items())) if len(out) > 1 else tuple(out.items())
 
 
 def storage_query(query: str) -> dict[str, str]:
     """Only the operation-identifying query keys; SAS and unknown keys never survive."""
-    out: dict[str, str] = {}
-    if not query:
-        return out
-    for key, value in _pairs(query):
-        if key in out:
-            continue
-        if key in _STORAGE_QUERY_VALUES:
-            value = unquote(value)
-            if _TOKEN.fullmatch(value):
-                out[key] = value
-        elif key in _STORAGE_QUERY_PRESENCE:
-            out[key] = "*"
-    return out
+    return dict(_storage_query_items(query))
 
 
 def reduce_source(value: str, matcher: EndpointMatcher) -> str:
@@ -199,20 +260,26 @@ def reduce_source(value: str, matcher: EndpointMatcher) -> str:
     return "/" + _first_segment(first) if first else INVALID
 
 
-def storage_headers(headers: dict[str, str], matcher: EndpointMatcher) -> dict[str, str]:
-    """Only operation-identifying headers; Authorization, Cookie, copy-source auth never survive."""
-    out: dict[str, str] = {}
+def _storage_header_items(headers: dict[str, str], matcher: EndpointMatcher) -> tuple[tuple[str, str], ...]:
+    out = []
     for key, value in headers.items():
         if key in _HEADER_VALUES:
             if _TOKEN.fullmatch(value):
-                out[key] = value
+                out.append((key, value))
         elif key in _HEADER_PRESENCE:
-            out[key] = "*"
+            out.append((key, "*"))  # the value (for copy-source authorization: a token) never leaves
         elif key == "if-none-match":
             if value == "*":
-                out[key] = "*"
+                out.append((key, "*"))
         elif key in _HEADER_SOURCES:
-            out[key] = reduce_source(value, matcher)
+            out.append((key, reduce_source(value, matcher)))
         elif key in _HEADER_NAMES:
-            out[key] = _first_segment(value)
-    return out
+            out.append((key, _first_segment(value)))
+    out.sort()
+    return tuple(out)
+
+
+def storage_headers(headers: dict[str, str], matcher: EndpointMatcher) -> dict[str, str]:
+    """Only operation-identifying headers; Authorization and Cookie never survive, copy-source
+    authorization only as its presence."""
+    return dict(_storage_header_items(headers, matcher))
