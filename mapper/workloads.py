@@ -3,7 +3,9 @@ calling pod belongs to; host callers become kind ``Host``.
 
 Two sources: a pods file (the agent's YAML format) re-read when it changes, or the Kubernetes API
 with a cached watch on pods and cached owner look-ups (ReplicaSet -> Deployment, Job -> CronJob).
-A pod not known yet resolves to None: its calls are kept and resolved when it appears.
+A pod not known yet resolves to None: its calls are kept and resolved when it appears. With the
+API, a deleted pod stays resolvable for a while (late reports), and a pod never seen for an hour
+resolves to itself (kind ``Pod``) so that its kept calls are recorded, not kept forever.
 """
 from __future__ import annotations
 
@@ -139,21 +141,50 @@ def load_pods_file(path: Path) -> list[PodInfo]:
     return pods
 
 
+@dataclass(slots=True)
+class _Miss:
+    """A pod the API did not know when asked: when it was first asked about, and when to GET again."""
+
+    first: float
+    next_try: float
+    delay: float
+    last_asked: float
+    expired: bool = False
+
+
 class KubeResolver:
-    """Pods from the Kubernetes API: a background list+watch keeps a cache; a cache miss falls back
-    to one GET (remembered as missing for a few seconds); owners are looked up once and cached."""
+    """Pods from the Kubernetes API: a background list+watch keeps a cache; owners are looked up
+    once and cached.
 
-    MISS_TTL = 3.0
+    - A deleted pod stays resolvable for ``departed_keep_s`` (10 min, like the agent), so reports
+      sent just before it went away are attributed.
+    - A cache miss falls back to one GET, repeated per (namespace, pod, uid) with exponential
+      backoff (``retry_initial_s`` doubling up to ``retry_max_s``), never in a hot loop.
+    - A pod still unknown ``pending_expiry_s`` (1 h) after it was first asked about resolves to
+      the bare pod (kind ``Pod``), with a log line: its kept calls are recorded, not kept forever.
+    """
 
-    def __init__(self, api_client: Any) -> None:
+    MAX_TRACKED = 100_000
+
+    def __init__(self, api_client: Any, *, departed_keep_s: float = 600.0, pending_expiry_s: float = 3600.0,
+                 retry_initial_s: float = 5.0, retry_max_s: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         from kubernetes import client
 
         self._core = client.CoreV1Api(api_client)
         self._apps = client.AppsV1Api(api_client)
         self._batch = client.BatchV1Api(api_client)
+        self._departed_keep = departed_keep_s
+        self._pending_expiry = pending_expiry_s
+        self._retry_initial = retry_initial_s
+        self._retry_max = retry_max_s
+        self._clock = clock
         self._pods: dict[tuple[str, str], tuple[str, WorkloadRef]] = {}  # (ns, name) -> (uid, workload)
+        # (ns, name, uid) and (ns, name, "") -> (workload, deleted at); insertion order is deletion order
+        self._departed: dict[tuple[str, str, str], tuple[WorkloadRef, float]] = {}
         self._owners: dict[tuple[str, str, str], tuple[str, str] | None] = {}
-        self._misses: dict[tuple[str, str], float] = {}
+        self._misses: dict[tuple[str, str, str], _Miss] = {}
+        self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,23 +199,95 @@ class KubeResolver:
     def stop(self) -> None:
         self._stop.set()
 
+    def known(self, namespace: str, pod: str) -> bool:
+        """True when the pod is in the cache (listed, watched or fetched), without asking the API."""
+        return (namespace, pod) in self._pods
+
+    def departed(self, namespace: str, pod: str) -> bool:
+        """True while a deleted pod of this name is still kept resolvable."""
+        with self._lock:
+            self._expire_departed(self._clock())
+            return (namespace, pod, "") in self._departed
+
     def resolve(self, namespace: str, pod: str, uid: str) -> WorkloadRef | None:
         hit = self._pods.get((namespace, pod))
         if hit is not None and (not uid or hit[0] == uid or not hit[0]):
             return hit[1]
-        missed = self._misses.get((namespace, pod))
-        if missed is not None and time.monotonic() - missed < self.MISS_TTL:
-            return None
+        now = self._clock()
+        key = (namespace, pod, uid)
+        with self._lock:
+            self._expire_departed(now)
+            gone = self._departed.get(key)
+            if gone is not None:
+                return gone[0]
+            miss = self._misses.get(key)
+            if miss is not None:
+                miss.last_asked = now
+                if miss.expired:
+                    return WorkloadRef(namespace, "Pod", pod)
+                if now < miss.next_try:
+                    return self._expire_pending(key, miss, now)
         try:
             obj = self._core.read_namespaced_pod(pod, namespace)
         except Exception as exc:  # noqa: BLE001 - a 404 or an unreachable API: not known yet
             log.debug("pod not found", extra={"fields": {"namespace": namespace, "pod": pod, "error": str(exc)[:200]}})
-            self._misses[(namespace, pod)] = time.monotonic()
+            obj = None
+        if obj is not None:
+            ref = self._remember(obj)
+            if not uid or not obj.metadata.uid or obj.metadata.uid == uid:
+                return ref
+        with self._lock:
+            miss = self._misses.get(key)
+            if miss is None:
+                if len(self._misses) >= self.MAX_TRACKED:
+                    self._forget_idle_misses(now, all_but_newest=self.MAX_TRACKED // 2)
+                miss = self._misses[key] = _Miss(now, now, self._retry_initial / 2, now)
+            miss.delay = min(miss.delay * 2, self._retry_max)
+            miss.next_try = now + miss.delay
+            return self._expire_pending(key, miss, now)
+
+    def _expire_pending(self, key: tuple[str, str, str], miss: _Miss, now: float) -> WorkloadRef | None:
+        """None while the pod may still appear; the bare pod once it has been unknown too long (lock held)."""
+        if now - miss.first < self._pending_expiry:
             return None
-        ref = self._remember(obj)
-        if uid and obj.metadata.uid and obj.metadata.uid != uid:
-            return None
-        return ref
+        miss.expired = True
+        namespace, pod, uid = key
+        log.warning("pod never seen in the Kubernetes API; its calls are recorded under the bare pod",
+                    extra={"fields": {"namespace": namespace, "pod": pod, "uid": uid,
+                                      "waited_s": round(now - miss.first)}})
+        return WorkloadRef(namespace, "Pod", pod)
+
+    def _forget_idle_misses(self, now: float, all_but_newest: int | None = None) -> None:
+        """Drop misses nobody asked about for twice the pending expiry, or all but the newest (lock held)."""
+        if all_but_newest is not None:
+            keep = sorted(self._misses.items(), key=lambda kv: kv[1].last_asked)[-all_but_newest:]
+            self._misses = dict(keep)
+            return
+        idle = 2 * self._pending_expiry
+        for key in [k for k, m in self._misses.items() if now - m.last_asked > idle]:
+            del self._misses[key]
+
+    def _expire_departed(self, now: float) -> None:
+        """Forget deleted pods kept longer than departed_keep_s (lock held)."""
+        while self._departed:
+            key, (_, since) = next(iter(self._departed.items()))
+            if now - since < self._departed_keep and len(self._departed) <= 2 * self.MAX_TRACKED:
+                break
+            del self._departed[key]
+
+    def _depart(self, namespace: str, name: str) -> None:
+        """The pod was deleted: keep its workload resolvable for a while."""
+        held = self._pods.pop((namespace, name), None)
+        if held is None:
+            return
+        uid, ref = held
+        now = self._clock()
+        with self._lock:
+            for key in {(namespace, name, uid), (namespace, name, "")}:
+                self._departed.pop(key, None)  # re-inserted last: the order stays the deletion order
+                self._departed[key] = (ref, now)
+            self._expire_departed(now)
+            self._forget_idle_misses(now)
 
     def _remember(self, obj: Any) -> WorkloadRef:
         meta = obj.metadata
@@ -193,7 +296,9 @@ class KubeResolver:
                        owner.kind if owner else "", owner.name if owner else "")
         ref = top_owner(info, self._owner_of)
         self._pods[(meta.namespace, meta.name)] = (meta.uid or "", ref)
-        self._misses.pop((meta.namespace, meta.name), None)
+        with self._lock:
+            self._misses.pop((meta.namespace, meta.name, meta.uid or ""), None)
+            self._misses.pop((meta.namespace, meta.name, ""), None)
         return ref
 
     def _owner_of(self, kind: str, namespace: str, name: str) -> tuple[str, str] | None:
@@ -219,9 +324,14 @@ class KubeResolver:
             try:
                 listing = self._core.list_pod_for_all_namespaces()
                 added = False
+                listed = set()
                 for obj in listing.items:
-                    added |= (obj.metadata.namespace, obj.metadata.name) not in self._pods
+                    key = (obj.metadata.namespace, obj.metadata.name)
+                    listed.add(key)
+                    added |= key not in self._pods
                     self._remember(obj)
+                for key in set(self._pods) - listed:  # deleted while the watch was down
+                    self._depart(*key)
                 if added:
                     self._notify()
                 w = watch.Watch()
@@ -233,7 +343,9 @@ class KubeResolver:
                     obj = event["object"]
                     key = (obj.metadata.namespace, obj.metadata.name)
                     if event["type"] == "DELETED":
-                        self._pods.pop(key, None)
+                        if key not in self._pods:
+                            self._remember(obj)  # deleted before we knew it: still attribute late reports
+                        self._depart(*key)
                         continue
                     new = key not in self._pods
                     self._remember(obj)
