@@ -1,7 +1,7 @@
 """``clearance operator``: the kopf operator process.
 
 ``run_operator(args)`` builds the settings, the ARM clients and the Kubernetes client, resolves
-Azure defaults, registers the identity handlers and the ClientIntents handlers (importing
+Azure defaults (un-ready and retrying while Azure is unreachable; see ``startup``), registers the identity handlers and the ClientIntents handlers (importing
 ``clearance.operator.intents.handlers``, which registers on kopf's default registry at import),
 and runs kopf with the admission webhook, health endpoints and Prometheus metrics.
 

@@ -172,3 +172,21 @@ def test_kopf_rechecks_when_the_window_ends(arm_server, kube_server, test_pki) -
         assert status["upToDate"] is True and status["ready"] == "1/1"
     finally:
         op.stop()
+
+
+BASE_ARGS = ["operator", "--subscription-id", "s1", "--resource-group", "rg", "--cluster-name", "c1"]
+
+
+def test_propagation_window_flag_and_env(monkeypatch) -> None:
+    import pytest
+
+    from clearance.cli import build_parser
+    from clearance.operator.settings import Settings, SettingsError
+
+    assert Settings.from_args(build_parser().parse_args(BASE_ARGS)).propagation_window == 600.0
+    args = build_parser().parse_args(BASE_ARGS + ["--propagation-window", "30"])
+    assert Settings.from_args(args).propagation_window == 30.0
+    monkeypatch.setenv("CLEARANCE_PROPAGATION_WINDOW", "0")
+    assert Settings.from_args(build_parser().parse_args(BASE_ARGS)).propagation_window == 0.0
+    with pytest.raises(SettingsError, match="--propagation-window"):
+        Settings.from_args(build_parser().parse_args(BASE_ARGS + ["--propagation-window", "-5"]))
