@@ -11,6 +11,7 @@ bytes (:func:`encode_list`, the gRPC list) without building a message object per
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -45,44 +46,40 @@ class Intent:
 def groups(view: View, applied: AppliedIndex, namespace: str = "", workload: str = "",
            status: str = "") -> Iterator[Group]:
     """(wid, sid, status, permission ids, calls, first, last) per entry, in display order."""
-    perms, scopes, workloads = view.permissions, view.scopes, view.workloads
+    perms, scopes, workloads, grants = view.permissions, view.scopes, view.workloads, view.grants
     want = STATUSES.index(status) if status else -1
-    current = -1
-    wi = None
-    for wid, sid, a in view.entries(namespace, workload):
-        if wid != current:
-            current = wid
-            wi = applied.lookup(*workloads[wid])
+    for wid in view.workload_ids(namespace, workload):
+        wi = applied.lookup(*workloads[wid])
+        a = grants[wid]
         n = len(a)
-        if n == STRIDE and wi is None:  # one permission, nothing applied: the common case
-            st = 2 if a[0] & 1 else 1
-            if want < 0 or want == st:
-                yield wid, sid, st, [a[0] >> 1], a[1], a[2], a[3]
-            continue
-        found: list[list | None] = [None, None, None]
-        scope = scopes[sid]
-        for j in range(0, n, STRIDE):
-            pd = a[j]
-            pid = pd >> 1
-            if wi is not None and wi.covers(scope, perms[pid][0], bool(perms[pid][1])):
-                st = 0
-            else:
-                st = 2 if pd & 1 else 1
-            g = found[st]
-            if g is None:
-                found[st] = [[pid], a[j + 1], a[j + 2], a[j + 3]]
-            else:
-                g[0].append(pid)
-                if a[j + 1] > g[1]:
-                    g[1] = a[j + 1]
-                if a[j + 2] < g[2]:
-                    g[2] = a[j + 2]
-                if a[j + 3] > g[3]:
-                    g[3] = a[j + 3]
-        for st in (0, 1, 2):
-            g = found[st]
-            if g is not None and (want < 0 or want == st):
-                yield wid, sid, st, g[0], g[1], g[2], g[3]
+        j = 0
+        while j < n:
+            sid = a[j]
+            found: list[list | None] = [None, None, None]
+            scope = scopes[sid]
+            while j < n and a[j] == sid:
+                pd = a[j + 1]
+                pid = pd >> 1
+                if wi is not None and wi.covers(scope, perms[pid][0], bool(perms[pid][1])):
+                    st = 0
+                else:
+                    st = 2 if pd & 1 else 1
+                g = found[st]
+                if g is None:
+                    found[st] = [[pid], a[j + 2], a[j + 3], a[j + 4]]
+                else:
+                    g[0].append(pid)
+                    if a[j + 2] > g[1]:
+                        g[1] = a[j + 2]
+                    if a[j + 3] < g[2]:
+                        g[2] = a[j + 3]
+                    if a[j + 4] > g[3]:
+                        g[3] = a[j + 4]
+                j += STRIDE
+            for st in (0, 1, 2):
+                g = found[st]
+                if g is not None and (want < 0 or want == st):
+                    yield wid, sid, st, g[0], g[1], g[2], g[3]
 
 
 def build_intents(view: View, applied: AppliedIndex, namespace: str = "", workload: str = "",
@@ -108,6 +105,8 @@ def varint(n: int) -> bytes:
     """Protobuf base-128 varint of a non-negative int."""
     if n < 128:
         return _SMALL[n]
+    if n < 16384:
+        return bytes((n & 127 | 128, n >> 7))
     out = bytearray()
     while n >= 128:
         out.append(n & 127 | 128)
@@ -126,46 +125,78 @@ def _field(tag: bytes, value: str) -> bytes:
 
 def encode_list(view: View, applied: AppliedIndex, namespace: str = "", workload: str = "",
                 status: str = "", unknown: bytes = b"") -> bytes:
-    """The serialised ListIntentsResponse of these entries; ``unknown`` is appended as is (the
-    serialised ``unknown`` field of a ListIntentsResponse)."""
-    perms, scopes, workloads = view.permissions, view.scopes, view.workloads
-    out = bytearray()
-    perm_fields: dict[int, tuple[bytes, int]] = {}
-    times: dict[int, bytes] = {}  # varint of recent times: many entries share them
-    current = -1
+    """The serialised ListIntentsResponse of these entries, the same bytes protobuf would write
+    for :func:`build_intents`' entries; ``unknown`` (the serialised ``unknown`` field of a
+    ListIntentsResponse) is appended as is."""
+    perms, scopes, workloads, grants = view.permissions, view.scopes, view.workloads, view.grants
+    want = STATUSES.index(status) if status else -1
+    out = io.BytesIO()  # getvalue() hands over its buffer: no second copy of a large response
+    write = out.write
+    perm_fields: list[tuple[bytes, int] | None] = [None] * len(perms)
+    times: dict[int, bytes] = {}  # varints of recent times: many entries share them
+    status_fields = _STATUS_FIELDS
     head = b""
-    for wid, sid, st, pids, calls, first, last in groups(view, applied, namespace, workload, status):
-        if wid != current:
-            current = wid
-            ns, kind, name = workloads[wid]
-            wl = _field(b"\x0a", kind) + _field(b"\x12", name)
-            head = _field(b"\x0a", ns) + b"\x12" + varint(len(wl)) + wl  # namespace = 1, workload = 2
-        acts = b""
-        datas = b""
-        for p in pids:
-            f = perm_fields.get(p)
+
+    def emit(sid: int, found: list) -> None:
+        raw = scopes[sid].encode()
+        scope_field = b"\x1a" + (_SMALL[len(raw)] if len(raw) < 128 else varint(len(raw))) + raw  # scope = 3
+        for st in (0, 1, 2):
+            g = found[st]
+            if g is None or (want >= 0 and want != st):
+                continue
+            acts, datas, calls, first, last = g
+            if len(times) > 4096:
+                times.clear()
+            t1 = times.get(first)
+            if t1 is None:
+                t1 = times[first] = b"\x40" + varint(first) if first else b""  # first_seen_unix_ms = 8
+            t2 = times.get(-1 - last)
+            if t2 is None:
+                t2 = times[-1 - last] = b"\x48" + varint(last) if last else b""  # last_seen_unix_ms = 9
+            body = b"".join((head, scope_field, acts, datas, status_fields[st],
+                             b"\x38" + varint(calls) if calls else b"", t1, t2))  # calls = 7
+            size = len(body)
+            write(b"\x0a" + (bytes((size & 127 | 128, size >> 7)) if 128 <= size < 16384 else varint(size)))
+            write(body)  # ListIntentsResponse.intents = 1
+
+    for wid in view.workload_ids(namespace, workload):
+        ns, kind, name = workloads[wid]
+        wi = applied.lookup(ns, kind, name)
+        wl = _field(b"\x0a", kind) + _field(b"\x12", name)
+        head = _field(b"\x0a", ns) + b"\x12" + varint(len(wl)) + wl  # namespace = 1, workload = 2
+        it = iter(grants[wid])
+        current = -1
+        found: list = []  # per status: [actions, data actions, calls, first, last]
+        for sid, pd, calls, first, last in zip(it, it, it, it, it):
+            if sid != current:
+                if found:
+                    emit(current, found)
+                current = sid
+                found = [None, None, None]
+            pid = pd >> 1
+            f = perm_fields[pid]
             if f is None:
-                perm, data = perms[p]
-                f = perm_fields[p] = (_field(b"\x2a" if data else b"\x22", perm), data)  # data_actions = 5, actions = 4
-            if f[1]:
-                datas += f[0]
+                perm, data = perms[pid]
+                f = perm_fields[pid] = (_field(b"\x2a" if data else b"\x22", perm), data)  # data_actions = 5, actions = 4
+            if wi is not None and wi.covers(scopes[sid], perms[pid][0], bool(f[1])):
+                st = 0
             else:
-                acts += f[0]
-        if len(times) > 4096:
-            times.clear()
-        t1 = times.get(first)
-        if t1 is None:
-            t1 = times[first] = b"\x40" + varint(first) if first else b""  # first_seen_unix_ms = 8
-        t2 = times.get(-1 - last)
-        if t2 is None:
-            t2 = times[-1 - last] = b"\x48" + varint(last) if last else b""  # last_seen_unix_ms = 9
-        body = b"".join((head, _field(b"\x1a", scopes[sid]), acts, datas, _STATUS_FIELDS[st],
-                         b"\x38" + varint(calls) if calls else b"", t1, t2))  # scope = 3, calls = 7
-        out += b"\x0a"  # ListIntentsResponse.intents = 1
-        out += varint(len(body))
-        out += body
-    out += unknown
-    return bytes(out)
+                st = 2 if pd & 1 else 1
+            g = found[st]
+            if g is None:
+                found[st] = [b"", f[0], calls, first, last] if f[1] else [f[0], b"", calls, first, last]
+            else:
+                g[f[1]] += f[0]
+                if calls > g[2]:
+                    g[2] = calls
+                if first < g[3]:
+                    g[3] = first
+                if last > g[4]:
+                    g[4] = last
+        if found:
+            emit(current, found)
+    write(unknown)
+    return out.getvalue()
 
 
 def unknown_to_json(u: UnknownRow) -> dict:

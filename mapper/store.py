@@ -61,8 +61,7 @@ PendingKey = tuple[str, str, str, bytes]  # namespace, pod, uid, signature
 WorkloadKey = tuple[str, str, str]  # namespace, kind, name
 
 REPORTS_KEPT_PER_AGENT = 4096
-STRIDE = 4  # values per permission in a Grants array: permission id * 2 + denied, calls, first, last
-_SHIFT = 32  # grant key = workload id << _SHIFT | scope id
+STRIDE = 5  # values per permission in a workload's grants array: scope id, permission id * 2 + denied, calls, first, last
 
 
 @dataclass
@@ -107,32 +106,27 @@ class View:
     """The in-memory aggregate as queries see it, valid while :meth:`Store.view` is held.
 
     ``workloads[wid]`` is (namespace, kind, name), ``scopes[sid]`` the scope, ``permissions[pid]``
-    (permission, data 0/1). ``entries`` yields (wid, sid, grants) in display order (namespace,
-    kind, name, scope); ``grants`` is an array of STRIDE values per permission, sorted by
-    (permission, data): pid * 2 + denied (the latest call was refused), calls, first, last seen.
+    (permission, data 0/1). ``grants[wid]`` is an array of STRIDE values per discovered permission
+    of the workload, sorted by (scope, permission, data): scope id, pid * 2 + denied (its latest
+    call was refused), calls, first seen, last seen.
     """
 
-    __slots__ = ("workloads", "scopes", "permissions", "_store")
+    __slots__ = ("workloads", "scopes", "permissions", "grants", "_store")
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self.workloads = store._wl
         self.scopes = store._scopes
         self.permissions = store._perms
+        self.grants = store._grants
 
-    def entries(self, namespace: str = "", workload: str = "") -> Iterator[tuple[int, int, array]]:
-        grants = self._store._grants
-        order = self._store._sorted_keys()
-        if namespace or workload:
-            wanted = {i for i, (ns, _, name) in enumerate(self.workloads)
-                      if (not namespace or ns == namespace) and (not workload or name == workload)}
-            for key in order:
-                wid = key >> _SHIFT
-                if wid in wanted:
-                    yield wid, key & 0xFFFFFFFF, grants[key]
-        else:
-            for key in order:
-                yield key >> _SHIFT, key & 0xFFFFFFFF, grants[key]
+    def workload_ids(self, namespace: str = "", workload: str = "") -> list[int]:
+        """Workloads with grants, ordered by (namespace, kind, name), optionally filtered."""
+        order = self._store._sorted_workloads()
+        if not namespace and not workload:
+            return order
+        wl = self.workloads
+        return [w for w in order if (not namespace or wl[w][0] == namespace) and (not workload or wl[w][2] == workload)]
 
 
 class Store:
@@ -151,7 +145,7 @@ class Store:
         self._scope_ids: dict[str, int] = {}
         self._perms: list[tuple[str, int]] = []
         self._perm_ids: dict[tuple[str, int], int] = {}
-        self._grants: dict[int, array] = {}
+        self._grants: dict[int, array] = {}  # workload id -> see View
         self._order: list[int] | None = None
         self.generation = 0  # bumped by every write that changes what queries return
         try:
@@ -196,15 +190,14 @@ class Store:
         grants = self._grants
         cur = db.execute(
             "SELECT g.workload, g.scope, g.permission, g.calls, g.first_seen, g.last_seen, g.last_denied, "
-            "g.last_allowed FROM grants g JOIN permission_names n ON n.id = g.permission "
-            "ORDER BY g.workload, g.scope, n.permission, n.data")
+            "g.last_allowed FROM grants g JOIN scopes s ON s.id = g.scope JOIN permission_names n ON n.id = g.permission "
+            "ORDER BY g.workload, s.scope, n.permission, n.data")
         while rows := cur.fetchmany(4096):
             for w, s, p, calls, first, last, denied_at, allowed_at in rows:
-                key = w << _SHIFT | s
-                values = (p * 2 + (1 if denied_at and denied_at >= allowed_at else 0), calls, first, last)
-                a = grants.get(key)
+                values = (s, p * 2 + (1 if denied_at and denied_at >= allowed_at else 0), calls, first, last)
+                a = grants.get(w)
                 if a is None:
-                    grants[key] = array("q", values)
+                    grants[w] = array("q", values)
                 else:
                     a.extend(values)
 
@@ -329,34 +322,44 @@ class Store:
     def _apply(self, rows: list[tuple[int, ...]]) -> None:
         """Merge committed grant rows into the in-memory aggregate."""
         grants = self._grants
-        perms = self._perms
         with self._mem_lock:
             self.generation += 1
             for w, s, p, calls, first, last, denied_at, allowed_at in rows:
-                key = w << _SHIFT | s
                 denied = 1 if denied_at and denied_at >= allowed_at else 0
-                a = grants.get(key)
+                a = grants.get(w)
                 if a is None:
-                    grants[key] = array("q", (p * 2 + denied, calls, first, last))
+                    grants[w] = array("q", (s, p * 2 + denied, calls, first, last))
                     self._order = None
                     continue
-                for j in range(0, len(a), STRIDE):
-                    if a[j] >> 1 == p:
-                        a[j + 1] += calls
-                        if first < a[j + 2]:
-                            a[j + 2] = first
-                        if last > a[j + 3]:
-                            a[j + 3] = last
-                            a[j] = p * 2 + denied
-                        elif last == a[j + 3] and denied:
-                            a[j] = p * 2 + 1
-                        break
-                else:  # a permission new to this (workload, scope): keep (permission, data) order
-                    name = perms[p]
-                    j = 0
-                    while j < len(a) and perms[a[j] >> 1] < name:
-                        j += STRIDE
-                    a[j:j] = array("q", (p * 2 + denied, calls, first, last))
+                j = self._find(a, s, p)
+                if j < len(a) and a[j] == s and a[j + 1] >> 1 == p:
+                    a[j + 2] += calls
+                    if first < a[j + 3]:
+                        a[j + 3] = first
+                    if last > a[j + 4]:
+                        a[j + 4] = last
+                        a[j + 1] = p * 2 + denied
+                    elif last == a[j + 4] and denied:
+                        a[j + 1] = p * 2 + 1
+                else:
+                    a[j:j] = array("q", (s, p * 2 + denied, calls, first, last))
+
+    def _find(self, a: array, sid: int, pid: int) -> int:
+        """Index in ``a`` of (sid, pid), or where it goes to keep (scope, permission, data) order."""
+        scopes, perms = self._scopes, self._perms
+        scope = scopes[sid]
+        lo, hi = 0, len(a) // STRIDE
+        while lo < hi:  # first record whose scope is not below ``scope``
+            mid = (lo + hi) // 2
+            if scopes[a[mid * STRIDE]] < scope:
+                lo = mid + 1
+            else:
+                hi = mid
+        j = lo * STRIDE
+        name = perms[pid]
+        while j < len(a) and a[j] == sid and a[j + 1] >> 1 != pid and perms[a[j + 1] >> 1] < name:
+            j += STRIDE
+        return j
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -366,11 +369,9 @@ class Store:
         with self._mem_lock:
             yield View(self)
 
-    def _sorted_keys(self) -> list[int]:
+    def _sorted_workloads(self) -> list[int]:
         if self._order is None:
-            wl, scopes = self._wl, self._scopes
-            rank = {wid: r for r, wid in enumerate(sorted(range(len(wl)), key=wl.__getitem__))}
-            self._order = sorted(self._grants, key=lambda k: (rank[k >> _SHIFT], scopes[k & 0xFFFFFFFF]))
+            self._order = sorted(self._grants, key=self._wl.__getitem__)
         return self._order
 
     def permissions(self, namespace: str = "", workload: str = "") -> list[PermissionRow]:

@@ -1,0 +1,230 @@
+"""The mapper's query side on a real SQLite store: the in-memory aggregate against the rows in
+SQLite, the hand-written ListIntentsResponse bytes against protobuf's own, applied status through
+parent scopes and wildcards, the export merge, and a store of the first schema migrated."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from clearance.mapper.applied import AppliedIndex
+from clearance.mapper.export import export
+from clearance.mapper.intents import STATUSES, build_intents, encode_list, varint
+from clearance.mapper.service import to_proto, unknown_to_proto
+from clearance.mapper.store import Batch, Store
+from clearance.operator.api import parse_client_intents
+from clearance.v1 import intents_pb2
+
+ACCT = "/providers/Microsoft.Storage/storageAccounts/shopdata"
+CONT = ACCT + "/blobServices/default/containers/uploads"
+OTHER = ACCT + "/blobServices/default/containers/archive"
+QUEUE = ACCT + "/queueServices/default/queues/jobs"
+C = "Microsoft.Storage/storageAccounts/blobServices/containers"
+B = C + "/blobs"
+Q = "Microsoft.Storage/storageAccounts/queueServices/queues/messages"
+T = 1_733_340_000_000
+
+
+def _applied(*targets: dict, workload: str = "web", kind: str = "Deployment", name: str = "web-intents") -> dict:
+    return {"apiVersion": "clearance.dev/v1", "kind": "ClientIntents", "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"workload": {"name": workload, "kind": kind}, "targets": [{"azure": t} for t in targets]}}
+
+
+def _fill(store: Store) -> None:
+    """Three ingests that add, update, deny and then allow again."""
+    b = Batch()
+    w = ("shop", "Deployment", "web")
+    b.permissions[(*w, CONT, f"{B}/read", 1)] = [3, T, T + 10, 0, T + 10]
+    b.permissions[(*w, CONT, f"{B}/write", 1)] = [1, T, T + 5, T + 5, 0]  # denied
+    b.permissions[(*w, CONT, f"{C}/read", 0)] = [2, T + 1, T + 2, 0, T + 2]
+    b.permissions[(*w, OTHER, f"{B}/read", 1)] = [1, T, T, 0, T]
+    b.permissions[(*w, QUEUE, f"{Q}/read", 1)] = [9, T, T, 0, T]
+    b.permissions[("shop", "CronJob", "nightly", CONT, f"{B}/delete", 1)] = [1, T, T, T, 0]
+    b.permissions[("", "Host", "node-1", ACCT + "/blobServices/default", f"{C}/read", 0)] = [200, 0, 0, 0, 0]
+    b.permissions[("zeta", "Pod", "debug", "/providers/Microsoft.KeyVault/vaults/kv" + "x" * 200, "Microsoft.KeyVault/vaults/secrets/getSecret/action", 1)] = [1, T, T, 0, T]
+    store.ingest(b, agent_id="a", sequence=1, accepted=8)
+    b = Batch()
+    b.permissions[(*w, CONT, f"{B}/read", 1)] = [4, T - 50, T + 20, T + 15, T + 20]  # allowed is latest
+    b.permissions[(*w, CONT, f"{B}/add/action", 1)] = [1, T + 30, T + 30, 0, T + 30]  # new, sorts first
+    b.permissions[(*w, OTHER, f"{B}/read", 1)] = [1, T + 40, T + 40, T + 40, 0]  # now denied
+    store.ingest(b, agent_id="a", sequence=2, accepted=3)
+    b = Batch()
+    b.permissions[(*w, CONT, f"{B}/write", 1)] = [1, T + 50, T + 50, 0, T + 50]  # allowed again
+    b.permissions[(*w, OTHER, f"{B}/read", 1)] = [1, T + 40, T + 40, 0, T + 40]  # tie: stays denied
+    b.permissions[(*w, QUEUE, f"{Q}/read", 1)] = [1, T, T, T, 0]  # tie: becomes denied
+    b.unknown[("shop", "Deployment", "web", "blob", "shopdata", "PATCH", "/uploads/{name}", "comp")] = [2, T]
+    store.ingest(b, agent_id="a", sequence=3, accepted=3)
+
+
+def _sql_view(store: Store) -> list[tuple]:
+    """What the aggregate must hold, from SQLite: (ns, kind, name, scope, perm, data, calls, first, last, denied)."""
+    return [(*r[:9], bool(r[9] and r[9] >= r[10])) for r in store.permission_tuples()]
+
+
+def _mem_view(store: Store) -> list[tuple]:
+    out = []
+    with store.view() as v:
+        for wid in v.workload_ids():
+            a = v.grants[wid]
+            for j in range(0, len(a), 5):
+                perm, data = v.permissions[a[j + 1] >> 1]
+                out.append((*v.workloads[wid], v.scopes[a[j]], perm, data, a[j + 2], a[j + 3], a[j + 4],
+                            bool(a[j + 1] & 1)))
+    return out
+
+
+def test_memory_aggregate_equals_the_rows_in_sqlite_before_and_after_reopen(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.db")
+    try:
+        _fill(store)
+        expected = _sql_view(store)
+        assert _mem_view(store) == expected
+        assert ("shop", "Deployment", "web", OTHER, f"{B}/read", 1, 3, T, T + 40, True) in expected
+        assert ("shop", "Deployment", "web", CONT, f"{B}/read", 1, 7, T - 50, T + 20, False) in expected
+        assert ("shop", "Deployment", "web", CONT, f"{B}/write", 1, 2, T, T + 50, False) in expected
+        assert ("shop", "Deployment", "web", QUEUE, f"{Q}/read", 1, 10, T, T, True) in expected
+        assert store.ingest(Batch(), agent_id="a", sequence=3, accepted=99) == 3  # a retry changes nothing
+        assert _mem_view(store) == expected
+    finally:
+        store.close()
+    reopened = Store(tmp_path / "m.db")
+    try:
+        assert _mem_view(reopened) == expected
+    finally:
+        reopened.close()
+
+
+def test_a_failed_transaction_leaves_no_names_behind(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.db")
+    try:
+        _fill(store)
+        before = _mem_view(store), store.generation
+        b = Batch()
+        b.permissions[("new", "Deployment", "api", "/providers/x/new-scope", "Microsoft.X/new/read", 0)] = [1, T, T, 0, T]
+        b.pending[("ns", "pod", "uid", b"sig")] = [1, T, T]
+        store._writer.execute("CREATE TRIGGER boom BEFORE INSERT ON pending BEGIN SELECT RAISE(ABORT, 'boom'); END")
+        with pytest.raises(sqlite3.IntegrityError):
+            store.ingest(b, agent_id="a", sequence=9, accepted=1)
+        store._writer.execute("DROP TRIGGER boom")
+        assert (_mem_view(store), store.generation) == before
+        del b.pending[("ns", "pod", "uid", b"sig")]
+        store.ingest(b, agent_id="a", sequence=9, accepted=1)
+        assert _mem_view(store) == _sql_view(store)
+    finally:
+        store.close()
+    reopened = Store(tmp_path / "m.db")  # ids stayed dense
+    reopened.close()
+
+
+WILDCARD = _applied(
+    {"scope": "/subscriptions/s/resourceGroups/rg" + ACCT, "dataActions": [f"{B}/read"]},  # parent scope, full form
+    {"scope": QUEUE.upper(), "dataActions": ["Microsoft.Storage/storageAccounts/queueServices/queues/*"]},
+    {"scope": CONT, "actions": [f"{C}/read"]},
+    {"scope": "/providers/Microsoft.KeyVault/vaults/shop-kv", "roles": ["Key Vault Secrets User"]},
+)
+
+
+def test_applied_through_a_parent_scope_and_a_wildcard_missing_and_denied_otherwise(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.db")
+    try:
+        _fill(store)
+        index = AppliedIndex([parse_client_intents(WILDCARD)])
+        with store.view() as v:
+            got = [(e.kind, e.scope, e.status, e.actions, e.data_actions, e.calls, e.first_seen, e.last_seen)
+                   for e in build_intents(v, index, namespace="shop")]
+            denied = [(e.name, e.status) for e in build_intents(v, index, status="denied")]
+    finally:
+        store.close()
+    assert got == [
+        ("CronJob", CONT, "denied", [], [f"{B}/delete"], 1, T, T),
+        ("Deployment", OTHER, "applied", [], [f"{B}/read"], 3, T, T + 40),  # via the account, despite the 403
+        ("Deployment", CONT, "applied", [f"{C}/read"], [f"{B}/read"], 7, T - 50, T + 20),
+        ("Deployment", CONT, "missing", [], [f"{B}/add/action", f"{B}/write"], 2, T, T + 50),
+        ("Deployment", QUEUE, "applied", [], [f"{Q}/read"], 10, T, T),  # wildcard, scope in upper case
+    ]
+    assert denied == [("nightly", "denied")]
+
+
+@pytest.mark.parametrize("flt", [{}, {"namespace": "shop"}, {"workload": "web"}, {"namespace": "zeta"},
+                                 {"namespace": "nowhere"}] + [{"status": s} for s in STATUSES])
+def test_list_bytes_are_what_protobuf_writes(tmp_path: Path, flt: dict) -> None:
+    store = Store(tmp_path / "m.db")
+    try:
+        _fill(store)
+        index = AppliedIndex([parse_client_intents(WILDCARD)])
+        unknown = intents_pb2.ListIntentsResponse(unknown=[unknown_to_proto(u) for u in store.unknown()])
+        with store.view() as v:
+            ours = encode_list(v, index, **flt, unknown=unknown.SerializeToString())
+            theirs = intents_pb2.ListIntentsResponse(
+                intents=[to_proto(e) for e in build_intents(v, index, **flt)], unknown=unknown.unknown)
+    finally:
+        store.close()
+    assert ours == theirs.SerializeToString()
+    parsed = intents_pb2.ListIntentsResponse.FromString(ours)
+    assert parsed == theirs
+    if not flt:
+        assert len(parsed.intents) == 7 and parsed.unknown[0].path == "/uploads/{name}"
+        assert parsed.intents[0].workload.kind == "Host" and parsed.intents[0].namespace == ""
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 300, 16383, 16384, 2**35, T, 2**63 - 1])
+def test_varint(n: int) -> None:
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    assert varint(n) == _VarintBytes(n)
+
+
+def test_export_merges_applied_targets_with_discovered_permissions(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.db")
+    applied = _applied(
+        {"scope": "/subscriptions/s/resourceGroups/rg" + CONT, "dataActions": [f"{B}/read", f"{B}/tags/read"]},
+        {"scope": "/providers/Microsoft.KeyVault/vaults/shop-kv", "roles": ["Key Vault Secrets User"]},
+    )
+    applied["spec"]["targets"].append({"service": {"name": "backend"}})  # a non-Azure target is kept as is
+    try:
+        _fill(store)
+        index = AppliedIndex([parse_client_intents(applied)])
+        with store.view() as v:
+            intents = build_intents(v, index, namespace="shop")
+    finally:
+        store.close()
+    docs = export(intents, index)
+    assert [(d.kind, d.name, d.document["metadata"]["name"]) for d in docs] == [
+        ("CronJob", "nightly", "client-intents-for-nightly"), ("Deployment", "web", "web-intents")]
+    web = docs[1].document
+    assert web["spec"]["workload"] == {"name": "web", "kind": "Deployment"}
+    assert web["spec"]["targets"] == [
+        {"service": {"name": "backend"}},
+        {"azure": {"scope": "/providers/Microsoft.KeyVault/vaults/shop-kv", "roles": ["Key Vault Secrets User"]}},
+        {"azure": {"scope": OTHER, "dataActions": [f"{B}/read"]}},
+        {"azure": {"scope": "/subscriptions/s/resourceGroups/rg" + CONT, "actions": [f"{C}/read"],
+                   "dataActions": [f"{B}/add/action", f"{B}/read", f"{B}/tags/read", f"{B}/write"]}},
+        {"azure": {"scope": QUEUE, "dataActions": [f"{Q}/read"]}},
+    ]
+    assert export(intents, index) == docs  # deterministic
+    otterize = export(intents, index, "otterize")[1].document
+    assert otterize["apiVersion"] == "k8s.otterize.com/v2beta1" and otterize["spec"] == web["spec"]
+
+
+def test_a_store_of_the_first_schema_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE permissions (namespace TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, scope TEXT NOT NULL,
+            permission TEXT NOT NULL, data INTEGER NOT NULL, calls INTEGER NOT NULL, first_seen INTEGER NOT NULL,
+            last_seen INTEGER NOT NULL, last_denied INTEGER NOT NULL, last_allowed INTEGER NOT NULL,
+            PRIMARY KEY (namespace, kind, name, scope, permission, data)) WITHOUT ROWID;""")
+    db.executemany("INSERT INTO permissions VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
+        ("shop", "Deployment", "web", CONT, f"{B}/read", 1, 5, T, T + 1, 0, T + 1),
+        ("shop", "Deployment", "web", CONT, f"{C}/read", 0, 1, T, T, T, 0)])
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        assert [(r.permission, r.calls, r.last_denied) for r in store.permissions()] == [
+            (f"{B}/read", 5, 0), (f"{C}/read", 1, T)]
+        assert _mem_view(store) == _sql_view(store)
+        assert store._writer.execute("SELECT count(*) FROM sqlite_master WHERE name='permissions'").fetchone()[0] == 0
+    finally:
+        store.close()
