@@ -104,7 +104,13 @@ def make_handler(mapper: Mapper, assets: dict[str, tuple[bytes, str]] | None = N
             for k, v in _PAGE_HEADERS.items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(data)
+            self._write(data)
+
+        def _write(self, data: bytes) -> None:
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                log.debug("client went away", extra={"fields": {"path": urlsplit(self.path).path}})
 
         def _send(self, code: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
@@ -114,7 +120,7 @@ def make_handler(mapper: Mapper, assets: dict[str, tuple[bytes, str]] | None = N
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
-            self.wfile.write(data)
+            self._write(data)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             log.debug("http " + format % args)

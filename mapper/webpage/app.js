@@ -206,13 +206,12 @@ function placeScopes(scopes, edges) {
   }
   sc.replaceChildren(frag);
   const gap = 10;
+  const heights = [...sc.children].map((box) => box.getBoundingClientRect().height); // one layout, then writes
   let cursor = -gap;
   ordered.forEach((g, i) => {
-    const box = sc.children[i];
-    const h = box.getBoundingClientRect().height;
-    const at = Math.max(cursor + gap, g.y - h / 2);
-    box.style.marginTop = (at - Math.max(cursor, 0)) + "px";
-    cursor = at + h;
+    const at = Math.max(cursor + gap, g.y - heights[i] / 2);
+    sc.children[i].style.marginTop = (at - Math.max(cursor, 0)) + "px";
+    cursor = at + heights[i];
   });
 }
 
