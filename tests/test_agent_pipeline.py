@@ -228,6 +228,34 @@ def test_blob_put_keeps_operation_identifying_parts_only(caplog):
         assert canary not in caplog.text
 
 
+def test_copy_source_authorization_leaves_as_presence_only_and_grants_source_read(caplog):
+    """The catalog grants read on a cross-account copy source only when the call carried a bearer
+    for it (x-ms-copy-source-authorization); the agent reports that header as "*", never its value."""
+    from clearance.mapper.catalog import classify
+
+    caplog.set_level(logging.DEBUG)
+    f = Feeder()
+    source = f"x-ms-copy-source: https://other.blob.core.windows.net/golden/{CANARIES[4]}?sig={CANARIES[0]}"
+    f.write(sdk_request("PUT", "/uploads/copy-1", "shopdata.blob.core.windows.net", "x-ms-blob-type: BlockBlob",
+                        source, f"x-ms-copy-source-authorization: Bearer {CANARIES[2]}"), conn=1)
+    f.write(sdk_request("PUT", "/uploads/copy-2", "shopdata.blob.core.windows.net", "x-ms-blob-type: BlockBlob",
+                        source), conn=2)
+    f.read(response(201, "Created"), conn=1)
+    f.read(response(201, "Created"), conn=2)
+    calls = sorted(f.drain(), key=lambda c: len(c.headers))  # blob names are redacted: tell them by headers
+    assert [c.path for c in calls] == ["/uploads/{name}"] * 2
+    no_auth, with_auth = calls
+    assert with_auth.headers["x-ms-copy-source-authorization"] == "*"
+    assert "x-ms-copy-source-authorization" not in no_auth.headers
+    for call in (with_auth, no_auth):
+        wire = call.SerializeToString()
+        for canary in CANARIES:
+            assert canary.encode() not in wire and canary not in caplog.text
+    source_scope = "/providers/Microsoft.Storage/storageAccounts/other/blobServices/default/containers/golden"
+    assert any(g.scope.endswith(source_scope) for g in classify(with_auth).grants)
+    assert not any(g.scope.endswith(source_scope) for g in classify(no_auth).grants)
+
+
 def test_query_allow_list_and_presence_values():
     f = Feeder()
     f.write(sdk_request("DELETE", "/uploads/x?snapshot=2025-01-01T00%3A00%3A00Z&versionid=v1&deletetype=permanent"
