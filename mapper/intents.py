@@ -123,48 +123,52 @@ def _field(tag: bytes, value: str) -> bytes:
     return tag + varint(len(raw)) + raw
 
 
-def encode_list(view: View, applied: AppliedIndex, namespace: str = "", workload: str = "",
-                status: str = "", unknown: bytes = b"") -> bytes:
-    """The serialised ListIntentsResponse of these entries, the same bytes protobuf would write
-    for :func:`build_intents`' entries; ``unknown`` (the serialised ``unknown`` field of a
-    ListIntentsResponse) is appended as is."""
-    perms, scopes, workloads, grants = view.permissions, view.scopes, view.workloads, view.grants
-    want = STATUSES.index(status) if status else -1
-    out = io.BytesIO()  # getvalue() hands over its buffer: no second copy of a large response
-    write = out.write
-    perm_fields: list[tuple[bytes, int] | None] = [None] * len(perms)
-    times: dict[int, bytes] = {}  # varints of recent times: many entries share them
-    status_fields = _STATUS_FIELDS
-    head = b""
+class Encoder:
+    """Writes DiscoveredIntent entries as ListIntentsResponse wire bytes, one workload at a time:
+    the same bytes protobuf writes for :func:`build_intents`' entries, without a message object
+    per entry. Valid while the view it reads is held."""
 
-    def emit(sid: int, found: list) -> None:
-        raw = scopes[sid].encode()
-        scope_field = b"\x1a" + (_SMALL[len(raw)] if len(raw) < 128 else varint(len(raw))) + raw  # scope = 3
-        for st in (0, 1, 2):
-            g = found[st]
-            if g is None or (want >= 0 and want != st):
-                continue
-            acts, datas, calls, first, last = g
-            if len(times) > 4096:
-                times.clear()
-            t1 = times.get(first)
-            if t1 is None:
-                t1 = times[first] = b"\x40" + varint(first) if first else b""  # first_seen_unix_ms = 8
-            t2 = times.get(-1 - last)
-            if t2 is None:
-                t2 = times[-1 - last] = b"\x48" + varint(last) if last else b""  # last_seen_unix_ms = 9
-            body = b"".join((head, scope_field, acts, datas, status_fields[st],
-                             b"\x38" + varint(calls) if calls else b"", t1, t2))  # calls = 7
-            size = len(body)
-            write(b"\x0a" + (bytes((size & 127 | 128, size >> 7)) if 128 <= size < 16384 else varint(size)))
-            write(body)  # ListIntentsResponse.intents = 1
+    def __init__(self, view: View, applied: AppliedIndex, status: str = "") -> None:
+        self.view = view
+        self.applied = applied
+        self.want = STATUSES.index(status) if status else -1
+        self._perm_fields: list[tuple[bytes, int] | None] = [None] * len(view.permissions)
+        self._times: dict[int, bytes] = {}  # varints of recent times: many entries share them
 
-    for wid in view.workload_ids(namespace, workload):
-        ns, kind, name = workloads[wid]
-        wi = applied.lookup(ns, kind, name)
+    def workload(self, wid: int) -> bytes:
+        """The ``intents`` fields (tag, length, DiscoveredIntent) of one workload's entries."""
+        view, want, times, perm_fields = self.view, self.want, self._times, self._perm_fields
+        perms, scopes = view.permissions, view.scopes
+        ns, kind, name = view.workloads[wid]
+        wi = self.applied.lookup(ns, kind, name)
         wl = _field(b"\x0a", kind) + _field(b"\x12", name)
         head = _field(b"\x0a", ns) + b"\x12" + varint(len(wl)) + wl  # namespace = 1, workload = 2
-        it = iter(grants[wid])
+        out: list[bytes] = []
+        write = out.append
+
+        def emit(sid: int, found: list) -> None:
+            raw = scopes[sid].encode()
+            scope_field = b"\x1a" + (_SMALL[len(raw)] if len(raw) < 128 else varint(len(raw))) + raw  # scope = 3
+            for st in (0, 1, 2):
+                g = found[st]
+                if g is None or (want >= 0 and want != st):
+                    continue
+                acts, datas, calls, first, last = g
+                if len(times) > 4096:
+                    times.clear()
+                t1 = times.get(first)
+                if t1 is None:
+                    t1 = times[first] = b"\x40" + varint(first) if first else b""  # first_seen_unix_ms = 8
+                t2 = times.get(-1 - last)
+                if t2 is None:
+                    t2 = times[-1 - last] = b"\x48" + varint(last) if last else b""  # last_seen_unix_ms = 9
+                body = b"".join((head, scope_field, acts, datas, _STATUS_FIELDS[st],
+                                 b"\x38" + varint(calls) if calls else b"", t1, t2))  # calls = 7
+                size = len(body)
+                write(b"\x0a" + (bytes((size & 127 | 128, size >> 7)) if 128 <= size < 16384 else varint(size)))
+                write(body)  # ListIntentsResponse.intents = 1
+
+        it = iter(view.grants[wid])
         current = -1
         found: list = []  # per status: [actions, data actions, calls, first, last]
         for sid, pd, calls, first, last in zip(it, it, it, it, it):
@@ -195,8 +199,60 @@ def encode_list(view: View, applied: AppliedIndex, namespace: str = "", workload
                     g[4] = last
         if found:
             emit(current, found)
-    write(unknown)
-    return out.getvalue()
+        return b"".join(out)
+
+
+def encode_list(view: View, applied: AppliedIndex, namespace: str = "", workload: str = "",
+                status: str = "", unknown: bytes = b"") -> bytes:
+    """The serialised ListIntentsResponse of these entries; ``unknown`` (the serialised
+    ``unknown`` field of a ListIntentsResponse) is appended as is."""
+    enc = Encoder(view, applied, status)
+    return b"".join([*map(enc.workload, view.workload_ids(namespace, workload)), unknown])
+
+
+class ListCache:
+    """The unfiltered ListIntentsResponse, kept and patched: after a write, only the workloads
+    whose grants changed are encoded again, the others are copied from the previous response.
+    A different AppliedIndex (ClientIntents changed) encodes everything again."""
+
+    def __init__(self) -> None:
+        self._data = b""
+        self._key: tuple[int, int] | None = None  # (store generation, id of the AppliedIndex)
+        self._applied: AppliedIndex | None = None
+        self._spans: dict[int, tuple[int, int, int]] = {}  # wid -> (start, end, generation encoded)
+
+    def get(self, view: View, applied: AppliedIndex, unknown: bytes) -> bytes:
+        if self._key == (view.generation, id(applied)) and self._applied is applied:
+            return self._data
+        reuse = self._applied is applied
+        old = memoryview(self._data)
+        spans = self._spans if reuse else {}
+        self._data, self._key, self._applied, self._spans = b"", None, None, {}
+        enc = Encoder(view, applied)
+        changed = view.changed
+        pieces: list[bytes | memoryview] = []
+        new_spans = {}
+        at = 0
+        for wid in view.workload_ids():
+            span = spans.get(wid)
+            gen = changed.get(wid, 0)
+            if span is not None and span[2] == gen:
+                pieces.append(old[span[0]:span[1]])
+                size = span[1] - span[0]
+            else:
+                pieces.append(enc.workload(wid))
+                size = len(pieces[-1])
+            new_spans[wid] = (at, at + size, gen)
+            at += size
+        pieces.append(unknown)
+        data = b"".join(pieces)
+        for p in pieces:  # the slices of ``old`` must go before it can
+            if isinstance(p, memoryview):
+                p.release()
+        del pieces
+        old.release()
+        self._data, self._key, self._applied, self._spans = data, (view.generation, id(applied)), applied, new_spans
+        return data
 
 
 def unknown_to_json(u: UnknownRow) -> dict:

@@ -4,6 +4,7 @@ both gRPC and the JSON API use.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from concurrent import futures
@@ -19,7 +20,7 @@ from .applied import AppliedIndex, AppliedIntents
 from .auth import Authenticator, Refusal
 from .ingest import Ingestor, InvalidReport
 from .metrics import CALLS, REPORTS
-from .intents import STATUSES, Intent, build_intents, encode_list
+from .intents import STATUSES, Intent, ListCache, build_intents, encode_list
 from .store import StoreError, UnknownRow
 
 log = logging.getLogger("clearance.mapper.service")
@@ -35,7 +36,7 @@ class Mapper:
     applied: AppliedIntents = field(default_factory=AppliedIntents)
     authenticator: Authenticator | None = None
     _list_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _list_cache: tuple[tuple, bytes] | None = field(default=None, init=False, repr=False)
+    _list_cache: ListCache = field(default_factory=ListCache, init=False, repr=False)
 
     @property
     def store(self):  # noqa: ANN201
@@ -47,23 +48,16 @@ class Mapper:
             return build_intents(view, self.applied.index, namespace, workload, status)
 
     def list_bytes(self, namespace: str = "", workload: str = "", status: str = "") -> bytes:
-        """The serialised ListIntentsResponse; the last one is cached until the store or the
-        applied ClientIntents change."""
+        """The serialised ListIntentsResponse. The unfiltered one is kept (see ListCache)."""
         _check_status(status)
         index = self.applied.index
-        with self._list_lock:  # one list at a time: each may hold a large response
-            key = (namespace, workload, status, self.store.generation, id(index))
-            cached = self._list_cache
-            if cached is not None and cached[0] == key:
-                return cached[1]
-            self._list_cache = cached = None  # let the old response go before building the new one
-            unknown = intents_pb2.ListIntentsResponse(
-                unknown=[unknown_to_proto(u) for u in self.unknown(namespace, workload)]).SerializeToString()
+        unknown = intents_pb2.ListIntentsResponse(
+            unknown=[unknown_to_proto(u) for u in self.unknown(namespace, workload)]).SerializeToString()
+        if namespace or workload or status:
             with self.store.view() as view:
-                key = (namespace, workload, status, self.store.generation, id(index))
-                data = encode_list(view, index, namespace, workload, status, unknown)
-            self._list_cache = (key, data)
-            return data
+                return encode_list(view, index, namespace, workload, status, unknown)
+        with self._list_lock, self.store.view() as view:  # one at a time: each holds a large response
+            return self._list_cache.get(view, index, unknown)
 
     def unknown(self, namespace: str = "", workload: str = "") -> list[UnknownRow]:
         return self.store.unknown(namespace, workload)
@@ -150,8 +144,24 @@ def unknown_to_proto(u: UnknownRow) -> intents_pb2.UnknownCall:
         last_seen_unix_ms=u.last_seen)
 
 
+def fixed_mmap_threshold(size: int = 128 * 1024) -> bool:
+    """Have glibc serve allocations of ``size`` or more from mmap, always.
+
+    By default glibc raises that threshold after a large block is freed, so the next large
+    responses (tens of MB for a big list) come from the heap of whichever gRPC thread built them
+    and stay in the process after they are sent. With a fixed threshold they go back to the system.
+    False where there is no glibc mallopt (e.g. musl).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(-3, size))  # -3: M_MMAP_THRESHOLD
+
+
 def serve(mapper: Mapper, listen: str, *, max_message: int = DEFAULT_MAX_MESSAGE, workers: int = 8) -> tuple[grpc.Server, int]:
     """Start both services on ``listen`` (HOST:PORT; port 0 picks a free one); returns (server, port)."""
+    fixed_mmap_threshold()
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message),
         ("grpc.max_send_message_length", 256 * 1024 * 1024),

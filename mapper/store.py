@@ -111,7 +111,7 @@ class View:
     call was refused), calls, first seen, last seen.
     """
 
-    __slots__ = ("workloads", "scopes", "permissions", "grants", "_store")
+    __slots__ = ("workloads", "scopes", "permissions", "grants", "changed", "generation", "_store")
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -119,6 +119,8 @@ class View:
         self.scopes = store._scopes
         self.permissions = store._perms
         self.grants = store._grants
+        self.changed = store.changed  # workload id -> generation of its last change (absent: loaded)
+        self.generation = store.generation
 
     def workload_ids(self, namespace: str = "", workload: str = "") -> list[int]:
         """Workloads with grants, ordered by (namespace, kind, name), optionally filtered."""
@@ -148,6 +150,7 @@ class Store:
         self._grants: dict[int, array] = {}  # workload id -> see View
         self._order: list[int] | None = None
         self.generation = 0  # bumped by every write that changes what queries return
+        self.changed: dict[int, int] = {}  # workload id -> the generation that last changed its grants
         try:
             self._writer.executescript(SCHEMA)
             self._migrate_v1()
@@ -324,7 +327,10 @@ class Store:
         grants = self._grants
         with self._mem_lock:
             self.generation += 1
+            gen = self.generation
+            changed = self.changed
             for w, s, p, calls, first, last, denied_at, allowed_at in rows:
+                changed[w] = gen
                 denied = 1 if denied_at and denied_at >= allowed_at else 0
                 a = grants.get(w)
                 if a is None:

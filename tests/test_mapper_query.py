@@ -10,7 +10,7 @@ import pytest
 
 from clearance.mapper.applied import AppliedIndex
 from clearance.mapper.export import export
-from clearance.mapper.intents import STATUSES, build_intents, encode_list, varint
+from clearance.mapper.intents import STATUSES, ListCache, build_intents, encode_list, varint
 from clearance.mapper.service import to_proto, unknown_to_proto
 from clearance.mapper.store import Batch, Store
 from clearance.operator.api import parse_client_intents
@@ -226,5 +226,34 @@ def test_a_store_of_the_first_schema_is_migrated(tmp_path: Path) -> None:
             (f"{B}/read", 5, 0), (f"{C}/read", 1, T)]
         assert _mem_view(store) == _sql_view(store)
         assert store._writer.execute("SELECT count(*) FROM sqlite_master WHERE name='permissions'").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_the_kept_list_is_patched_to_exactly_what_a_fresh_encoding_gives(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.db")
+    cache = ListCache()
+    index = AppliedIndex()
+
+    def both(applied: AppliedIndex) -> tuple[bytes, bytes]:
+        with store.view() as v:
+            return cache.get(v, applied, b"\x12\x00"), encode_list(v, applied, unknown=b"\x12\x00")
+
+    try:
+        _fill(store)
+        kept, fresh = both(index)
+        assert kept == fresh and len(intents_pb2.ListIntentsResponse.FromString(kept).intents) == 6
+        assert both(index)[0] is kept  # nothing changed: the same response
+        b = Batch()
+        b.permissions[("shop", "CronJob", "nightly", CONT, f"{B}/delete", 1)] = [5, T + 99, T + 99, 0, T + 99]
+        b.permissions[("aaa", "Deployment", "first", CONT, f"{B}/read", 1)] = [1, T, T, 0, T]  # a new workload
+        store.ingest(b)
+        kept, fresh = both(index)
+        assert kept == fresh
+        got = intents_pb2.ListIntentsResponse.FromString(kept)
+        assert [i.workload.name for i in got.intents][:3] == ["node-1", "first", "nightly"]
+        assert got.intents[2].status == "missing" and got.intents[2].calls == 6
+        kept, fresh = both(AppliedIndex([parse_client_intents(WILDCARD)]))  # ClientIntents changed
+        assert kept == fresh and b"applied" in kept
     finally:
         store.close()
