@@ -14,6 +14,8 @@ import yaml
 
 from clearance.v1 import intents_pb2, intents_pb2_grpc
 
+from . import wire
+
 PORT_FORWARD = "kubectl -n clearance-system port-forward svc/clearance-mapper 9090"
 FIELD_MANAGER = "clearance"
 
@@ -24,11 +26,17 @@ class CommandError(Exception):
 
 # -- talking to the mapper ----------------------------------------------------------------------
 
-def _call(address: str, method: str, request: Any, timeout: float = 60.0) -> Any:
+def _call(address: str, method: str, request: Any, timeout: float = 60.0, *, raw: bool = False) -> Any:
+    """The response of Intents/``method``; its serialised bytes when ``raw``."""
     options = [("grpc.max_receive_message_length", 512 * 1024 * 1024)]
     with grpc.insecure_channel(address, options=options) as channel:
-        stub = intents_pb2_grpc.IntentsStub(channel)
         try:
+            if raw:
+                rpc = channel.unary_unary(f"/clearance.v1.Intents/{method}",
+                                          request_serializer=type(request).SerializeToString,
+                                          response_deserializer=None)
+                return rpc(request, timeout=timeout, wait_for_ready=False)
+            stub = intents_pb2_grpc.IntentsStub(channel)
             return getattr(stub, method)(request, timeout=timeout, wait_for_ready=False)
         except grpc.RpcError as exc:
             code = exc.code()
@@ -58,12 +66,12 @@ def intents_list(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    resp = _call(args.mapper, "ListIntents", intents_pb2.ListIntentsRequest(filter=_filter(args)))
+    data = _call(args.mapper, "ListIntents", intents_pb2.ListIntentsRequest(filter=_filter(args)), raw=True)
     out = sys.stdout
     if args.output == "table":
-        write_table(resp, out, now_ms=int(time.time() * 1000))
+        write_table(data, out, now_ms=int(time.time() * 1000))
     else:
-        doc = list_document(resp)
+        doc = list_document(intents_pb2.ListIntentsResponse.FromString(data))
         if args.output == "json":
             json.dump(doc, out, indent=2)
             out.write("\n")
@@ -105,24 +113,32 @@ def age(ms: int, now_ms: int) -> str:
     return f"{s}s"
 
 
-def _columns(rows: list[tuple[str, ...]], out: TextIO) -> None:
+def _columns(rows: list[tuple[str, ...]], out: TextIO, chunk: int = 8192) -> None:
     """Left-aligned columns three spaces apart; widths from one C-level pass per column."""
     widths = [max(map(len, col)) for col in zip(*rows)]
-    fmt = "   ".join(f"%-{w}s" for w in widths[:-1]) + "   %s"
-    out.write("\n".join([fmt % r for r in rows]))
-    out.write("\n")
+    fmt = "   ".join(f"%-{w}s" for w in widths[:-1]) + "   %s\n"
+    for i in range(0, len(rows), chunk):
+        out.write("".join([fmt % r for r in rows[i:i + chunk]]))
 
 
-def write_table(resp: intents_pb2.ListIntentsResponse, out: TextIO, now_ms: int) -> None:
-    if not resp.intents and not resp.unknown:
+def write_table(data: bytes, out: TextIO, now_ms: int) -> None:
+    """The kubectl-style table of a serialised ListIntentsResponse."""
+    resp = wire.ListView.FromString(data)
+    has_intents = len(resp.intents) > 0
+    if not has_intents and not resp.unknown:
         out.write("No discovered intents.\n")
         return
     ages: dict[int, str] = {}  # many entries share a last-seen time
-    if resp.intents:
+    if has_intents:
         rows = [("NAMESPACE", "WORKLOAD", "SCOPE", "PERMISSIONS", "STATUS", "LAST SEEN")]
         add = rows.append
+        workloads: dict[bytes, str] = {}  # entries of one workload share its bytes
         for i in resp.intents:
-            wl = i.workload
+            raw = i.workload
+            wl = workloads.get(raw)
+            if wl is None:
+                w = intents_pb2.Workload.FromString(raw)
+                wl = workloads[raw] = f"{w.kind}/{w.name}"
             last = i.last_seen_unix_ms
             a = ages.get(last)
             if a is None:
@@ -133,16 +149,18 @@ def write_table(resp: intents_pb2.ListIntentsResponse, out: TextIO, now_ms: int)
                 perms = acts[0] + "," + datas[0]
             else:
                 perms = ",".join([*acts, *datas])
-            add((i.namespace or "-", wl.kind + "/" + wl.name, i.scope, perms, i.status, a))
+            add((i.namespace or "-", wl, i.scope, perms, i.status, a))
+        del resp.intents[:]  # let the parsed message go before the text is made
         _columns(rows, out)
         del rows
     if resp.unknown:
-        if resp.intents:
+        if has_intents:
             out.write("\n")
+        unknown = [intents_pb2.UnknownCall.FromString(u) for u in resp.unknown]
         rows = [("NAMESPACE", "WORKLOAD", "UNKNOWN CALL", "QUERY KEYS", "CALLS", "LAST SEEN")]
         rows += [(u.namespace or "-", f"{u.workload.kind}/{u.workload.name}",
                   f"{u.method} {u.service}:{u.account}{u.path}", u.query_keys or "-", str(u.calls),
-                  age(u.last_seen_unix_ms, now_ms)) for u in resp.unknown]
+                  age(u.last_seen_unix_ms, now_ms)) for u in unknown]
         _columns(rows, out)
 
 

@@ -1,4 +1,6 @@
-"""Two private views of a ReportRequest's wire bytes, for ingesting without per-field Python work.
+"""Private views of wire bytes, for reading without per-field Python work.
+
+Two views of a ReportRequest, for ingesting:
 
 ``HeadView`` keeps the report's header and, per call, the caller (raw bytes), count and times;
 ``SigView`` keeps, per call, only the signature fields (service ... error_code). Parsing the same
@@ -6,6 +8,10 @@ bytes with both and dropping the other fields (``DiscardUnknownFields``, in C) s
 into its caller and its signature; ``SigView`` calls serialised deterministically are exactly
 :func:`clearance.mapper.ingest.signature` of the call.
 The field numbers are those of proto/clearance/v1/report.proto.
+
+``ListView`` reads a ListIntentsResponse (proto/clearance/v1/intents.proto) for the CLI's table:
+each intent's ``workload`` stays raw bytes (entries of one workload share them, so it is decoded
+once per workload) and the fields a table does not show are skipped.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ def _field(msg: descriptor_pb2.DescriptorProto, name: str, number: int, ftype: i
         f.type_name = type_name
 
 
-def _build() -> tuple[type, type]:
+def _build() -> tuple[type, type, type]:
     fdp = descriptor_pb2.FileDescriptorProto(name="clearance/mapper/wire_views.proto",
                                              package="clearance.mapper.wire", syntax="proto3")
     head_call = fdp.message_type.add(name="HeadCall")
@@ -52,13 +58,25 @@ def _build() -> tuple[type, type]:
     sig = fdp.message_type.add(name="SigView")
     _field(sig, "calls", 4, _T.TYPE_MESSAGE, repeated=True, type_name=".clearance.mapper.wire.SigCall")
 
+    intent = fdp.message_type.add(name="IntentView")
+    _field(intent, "namespace", 1, _T.TYPE_STRING)
+    _field(intent, "workload", 2, _T.TYPE_BYTES)
+    _field(intent, "scope", 3, _T.TYPE_STRING)
+    _field(intent, "actions", 4, _T.TYPE_STRING, repeated=True)
+    _field(intent, "data_actions", 5, _T.TYPE_STRING, repeated=True)
+    _field(intent, "status", 6, _T.TYPE_STRING)
+    _field(intent, "last_seen_unix_ms", 9, _T.TYPE_INT64)
+    listing = fdp.message_type.add(name="ListView")
+    _field(listing, "intents", 1, _T.TYPE_MESSAGE, repeated=True, type_name=".clearance.mapper.wire.IntentView")
+    _field(listing, "unknown", 2, _T.TYPE_BYTES, repeated=True)  # UnknownCall messages
+
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
-    return (message_factory.GetMessageClass(pool.FindMessageTypeByName("clearance.mapper.wire.HeadView")),
-            message_factory.GetMessageClass(pool.FindMessageTypeByName("clearance.mapper.wire.SigView")))
+    return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"clearance.mapper.wire.{name}"))
+                 for name in ("HeadView", "SigView", "ListView"))  # type: ignore[return-value]
 
 
-HeadView, SigView = _build()
+HeadView, SigView, ListView = _build()
 
 
 def split(data: bytes) -> tuple[object, list[bytes]]:
