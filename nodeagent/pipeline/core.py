@@ -41,7 +41,7 @@ class Pipeline:
         self.endpoints = endpoints
         self.attributor = attributor
         self.metrics = metrics or Metrics()
-        self._counts = {"captured": 0, "parsed": 0}
+        self._captured = self._parsed = 0
         self._ignored_counts: dict[str, int] = {}
         self._reasm = Reassembler(self._ignore, self._evicted, max_conns=max_conns,
                                   parser=HeadParser(KEPT_HEADERS))
@@ -56,7 +56,7 @@ class Pipeline:
         """Consume one TLS event; bad input is counted as ignored, never raised."""
         try:
             with self._lock:
-                self._counts["captured"] += 1
+                self._captured += 1
                 if event.direction == _WRITE:
                     conn, done = self._reasm.feed(event)
                     for completed in done:
@@ -73,9 +73,9 @@ class Pipeline:
     def flush_metrics(self) -> None:
         """Move the counts kept locally (cheaper per event) into the Prometheus metrics (drain does)."""
         m = self.metrics
-        m.captured.inc(self._counts["captured"])
-        m.parsed.inc(self._counts["parsed"])
-        self._counts = {"captured": 0, "parsed": 0}
+        m.captured.inc(self._captured)
+        m.parsed.inc(self._parsed)
+        self._captured = self._parsed = 0
         counts, self._ignored_counts = self._ignored_counts, {}
         for reason, n in counts.items():
             m.ignored.labels(reason=reason).inc(n)
@@ -96,7 +96,7 @@ class Pipeline:
                     s_service, s_account, s_host, s_path, s_query = sub_found
                     calls.append(redact_parts(s_service, s_account, s_host, sub.method, s_path, s_query,
                                               sub.headers, endpoints))
-        self._counts["parsed"] += len(calls)
+        self._parsed += len(calls)
         return calls
 
     def _request(self, conn: Conn, completed: Completed, pid: int) -> None:

@@ -17,14 +17,14 @@ MAX_HEADERS = 128
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TOKEN_CHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_HEADER_LINE = re.compile(f"\r\n{_TOKEN_CHARS}:".encode())
+_HEADER_LINE = re.compile(f"\r\n{_TOKEN_CHARS}:")
 # the headers the parser itself uses (routing, body length, batches, method override)
 PARSER_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "content-type", "x-http-method"})
-# bytes.translate tables: control characters (other than TAB, LF, CR) map to 0, the rest to 1;
-# and for heads without their CRLFs: anything but TAB and printable ASCII maps to 0
+# bytes.translate table: control characters (other than TAB, LF, CR) map to 0, the rest to 1
 _NOT_CONTROL = bytes(0 if (c < 32 and c not in (9, 10, 13)) or c == 127 else 1 for c in range(256))
+# and for a head without its CRLF pairs: anything but TAB and printable ASCII maps to 0
 _CLEAN = bytes(1 if c == 9 or 32 <= c < 127 else 0 for c in range(256))
-_METHOD_NAMES = {m: m.decode() for m in METHODS}
+_METHOD_NAMES = frozenset(m.decode() for m in METHODS)
 _ERROR_HEADER = re.compile(rb"\r\nx-ms-error-code:[ \t]*([A-Za-z0-9_.-]{1,80})", re.IGNORECASE)
 _JSON_CODE = re.compile(rb'"code"\s*:\s*"([A-Za-z0-9_.-]{1,80})"')
 
@@ -69,13 +69,13 @@ class HeadParser:
     """Parses request heads, keeping only ``PARSER_HEADERS`` and those named in ``keep`` (None: all).
 
     Every line is still checked (a name of token characters, a colon); the values of the other
-    headers (Authorization, Cookie, dates, request ids) are never copied out of the bytes.
+    headers (Authorization, Cookie, dates, request ids) are never copied into the result.
     """
 
     def __init__(self, keep: Iterable[str] | None = None) -> None:
         names = _TOKEN_CHARS if keep is None else _trie(PARSER_HEADERS | {n.lower() for n in keep})
-        self._scan = re.compile(f"\r\n({names}):[ \t]*([^\r]*)".encode(), re.IGNORECASE)
-        self._keys: dict[bytes, str] = {}  # header names as sent -> lower-case str (bounded)
+        # case-insensitive names only: under IGNORECASE the engine would fold every value character
+        self._scan = re.compile(f"\r\n((?i:{names})):[ \t]*([^\r]*)")
 
     def parse(self, head: bytes, *, partial: bool = False, require_host: bool = True) -> HttpRequest:
         """Parse ``head`` (the bytes before the blank line; no trailing CRLF CRLF).
@@ -91,52 +91,47 @@ class HeadParser:
                 raise Ignored("truncated")
             head = head[:cut]
         # one pass for non-ASCII, control characters and bare CR or LF (what is left of them
-        # once the CRLF pairs are gone): the clean head maps to no zero byte
+        # once the CRLF pairs are gone): a clean head maps to no zero byte
         lines_only = head.replace(b"\r\n", b"")
         if b"\x00" in lines_only.translate(_CLEAN):
             raise Ignored(_dirty_reason(head))
         crlf = (len(head) - len(lines_only)) >> 1
-        line_end = head.find(b"\r\n")
-        parts = (head if line_end < 0 else head[:line_end]).split(b" ")
+        text = head.decode("latin-1")  # clean ASCII: one copy costs less than decoding each value
+        line_end = text.find("\r\n")
+        parts = (text if line_end < 0 else text[:line_end]).split(" ")
         if len(parts) != 3:
             raise Ignored("malformed")
-        raw_method, target, version = parts
-        if version != b"HTTP/1.1" and version != b"HTTP/1.0":
-            raise Ignored("http2" if version.startswith(b"HTTP/2") else "malformed")
-        method = _METHOD_NAMES.get(raw_method)
-        if method is None:
+        method, target, version = parts
+        if version != "HTTP/1.1" and version != "HTTP/1.0":
+            raise Ignored("http2" if version.startswith("HTTP/2") else "malformed")
+        if method not in _METHOD_NAMES:
             raise Ignored("malformed")
         if len(target) > MAX_TARGET:
             raise Ignored("oversized")
-        absolute = target[:1] != b"/"
-        if absolute and not (target.startswith(b"https://") or target.startswith(b"http://")):
+        absolute = target[:1] != "/"
+        if absolute and not (target.startswith("https://") or target.startswith("http://")):
             raise Ignored("malformed")
         if crlf > MAX_HEADERS:
             raise Ignored("oversized")
-        headers: dict[str, str] = {}
-        if line_end >= 0:
-            if len(_HEADER_LINE.findall(head, line_end)) != crlf:
+        if line_end < 0:
+            headers: dict[str, str] = {}
+        else:
+            if len(_HEADER_LINE.findall(text, line_end)) != crlf:
                 raise Ignored("malformed")  # a line without a name, a colon, or with a bad name
-            keys = self._keys
-            for name, value in self._scan.findall(head, line_end):
-                key = keys.get(name)
-                if key is None:
-                    key = name.decode().lower()
-                    if len(keys) >= 1024:
-                        keys.clear()
-                    keys[name] = key
-                if key in headers:
-                    if key == "host" or key == "content-length":
-                        raise Ignored("malformed")  # ambiguous: two hosts or two lengths
-                    continue  # the first occurrence wins
-                headers[key] = value.decode().rstrip(" \t")
+            found = self._scan.findall(text, line_end)
+            # reversed, so that the first occurrence of a header wins
+            headers = {name.lower(): value.rstrip(" \t") for name, value in reversed(found)}
+            if len(headers) != len(found):  # a kept header came twice
+                names = [name.lower() for name, _ in found]
+                if names.count("host") > 1 or names.count("content-length") > 1:
+                    raise Ignored("malformed")  # ambiguous: two hosts or two lengths
         if require_host and not absolute and "host" not in headers:
             raise Ignored("truncated" if partial else "malformed")
         if "x-http-method" in headers:
             override = headers["x-http-method"].upper()
             if override in OVERRIDABLE:
                 method = override
-        return HttpRequest(method, target.decode(), headers, partial)
+        return HttpRequest(method, target, headers, partial)
 
 
 def _dirty_reason(head: bytes) -> str:

@@ -54,8 +54,12 @@ _HEADER_PRESENCE = frozenset({
 })
 _HEADER_SOURCES = frozenset({"x-ms-copy-source", "x-ms-rename-source", "x-ms-file-rename-source"})
 _HEADER_NAMES = frozenset({"x-ms-source-container-name"})
+_VALUE, _PRESENCE, _STAR, _SOURCE, _SEGMENT = range(5)
+_HEADER_RULES = {**dict.fromkeys(_HEADER_VALUES, _VALUE), **dict.fromkeys(_HEADER_PRESENCE, _PRESENCE),
+                 "if-none-match": _STAR, **dict.fromkeys(_HEADER_SOURCES, _SOURCE),
+                 **dict.fromkeys(_HEADER_NAMES, _SEGMENT)}
 # every header that redaction may read (the pipeline's head parser keeps only these)
-KEPT_HEADERS = _HEADER_VALUES | _HEADER_PRESENCE | _HEADER_SOURCES | _HEADER_NAMES | {"if-none-match"}
+KEPT_HEADERS = frozenset(_HEADER_RULES)
 _QUERY_KINDS = {**{k: True for k in _STORAGE_QUERY_VALUES}, **{k: False for k in _STORAGE_QUERY_PRESENCE}}
 _MEMO_MAX = 4096
 _SEGMENTS: dict[str, str] = {}
@@ -263,17 +267,20 @@ def reduce_source(value: str, matcher: EndpointMatcher) -> str:
 def _storage_header_items(headers: dict[str, str], matcher: EndpointMatcher) -> tuple[tuple[str, str], ...]:
     out = []
     for key, value in headers.items():
-        if key in _HEADER_VALUES:
+        rule = _HEADER_RULES.get(key)
+        if rule is None:
+            continue  # Authorization, Cookie and everything not allow-listed never survive
+        if rule == _VALUE:
             if _TOKEN.fullmatch(value):
                 out.append((key, value))
-        elif key in _HEADER_PRESENCE:
+        elif rule == _PRESENCE:
             out.append((key, "*"))  # the value (for copy-source authorization: a token) never leaves
-        elif key == "if-none-match":
+        elif rule == _STAR:
             if value == "*":
                 out.append((key, "*"))
-        elif key in _HEADER_SOURCES:
+        elif rule == _SOURCE:
             out.append((key, reduce_source(value, matcher)))
-        elif key in _HEADER_NAMES:
+        else:
             out.append((key, _first_segment(value)))
     out.sort()
     return tuple(out)
