@@ -325,6 +325,7 @@ class Store:
     def _apply(self, rows: list[tuple[int, ...]]) -> None:
         """Merge committed grant rows into the in-memory aggregate."""
         grants = self._grants
+        offsets: dict[int, dict[int, int]] = {}  # per workload of this batch: sid << 32 | pid -> index
         with self._mem_lock:
             self.generation += 1
             gen = self.generation
@@ -337,18 +338,23 @@ class Store:
                     grants[w] = array("q", (s, p * 2 + denied, calls, first, last))
                     self._order = None
                     continue
-                j = self._find(a, s, p)
-                if j < len(a) and a[j] == s and a[j + 1] >> 1 == p:
-                    a[j + 2] += calls
-                    if first < a[j + 3]:
-                        a[j + 3] = first
-                    if last > a[j + 4]:
-                        a[j + 4] = last
-                        a[j + 1] = p * 2 + denied
-                    elif last == a[j + 4] and denied:
-                        a[j + 1] = p * 2 + 1
-                else:
+                at = offsets.get(w)
+                if at is None:
+                    at = offsets[w] = {a[j] << 32 | a[j + 1] >> 1: j for j in range(0, len(a), STRIDE)}
+                j = at.get(s << 32 | p)
+                if j is None:  # a permission new to this (workload, scope): keep (scope, permission) order
+                    j = self._find(a, s, p)
                     a[j:j] = array("q", (s, p * 2 + denied, calls, first, last))
+                    del offsets[w]  # the ones after it moved
+                    continue
+                a[j + 2] += calls
+                if first < a[j + 3]:
+                    a[j + 3] = first
+                if last > a[j + 4]:
+                    a[j + 4] = last
+                    a[j + 1] = p * 2 + denied
+                elif last == a[j + 4] and denied:
+                    a[j + 1] = p * 2 + 1
 
     def _find(self, a: array, sid: int, pid: int) -> int:
         """Index in ``a`` of (sid, pid), or where it goes to keep (scope, permission, data) order."""

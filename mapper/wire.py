@@ -86,4 +86,34 @@ def split(data: bytes) -> tuple[object, list[bytes]]:
     head.DiscardUnknownFields()
     sig = SigView.FromString(data)
     sig.DiscardUnknownFields()
-    return head, [c.SerializeToString(deterministic=True) for c in sig.calls]
+    # One serialisation of the whole view is the calls' deterministic serialisations, each as
+    # field 4 (tag, length, bytes): cut it there rather than serialise each call on its own.
+    blob = sig.SerializeToString(deterministic=True)
+    sigs: list[bytes] = []
+    add = sigs.append
+    i = 0
+    n = len(blob)
+    while i < n:
+        size = blob[i + 1]
+        if size < 128:
+            i += 2
+        elif blob[i + 2] < 128:
+            size = size & 127 | blob[i + 2] << 7
+            i += 3
+        else:
+            size, i = _varint_at(blob, i + 1)
+        add(blob[i:i + size])
+        i += size
+    return head, sigs
+
+
+def _varint_at(data: bytes, i: int) -> tuple[int, int]:
+    """(the varint at ``data[i]``, the index after it)."""
+    value = shift = 0
+    while True:
+        b = data[i]
+        value |= (b & 127) << shift
+        i += 1
+        if b < 128:
+            return value, i
+        shift += 7
