@@ -17,7 +17,7 @@ MAX_HEADERS = 128
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TOKEN_CHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_HEADER_LINE = re.compile(f"\r\n{_TOKEN_CHARS}:")
+_BAD_LINE = re.compile(f"\r\n(?!{_TOKEN_CHARS}:)")  # a header line that is not NAME: VALUE
 # the headers the parser itself uses (routing, body length, batches, method override)
 PARSER_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "content-type", "x-http-method"})
 # bytes.translate table: control characters (other than TAB, LF, CR) map to 0, the rest to 1
@@ -116,7 +116,7 @@ class HeadParser:
         if line_end < 0:
             headers: dict[str, str] = {}
         else:
-            if len(_HEADER_LINE.findall(text, line_end)) != crlf:
+            if _BAD_LINE.search(text, line_end):
                 raise Ignored("malformed")  # a line without a name, a colon, or with a bad name
             found = self._scan.findall(text, line_end)
             # reversed, so that the first occurrence of a header wins
