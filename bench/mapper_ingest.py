@@ -3,7 +3,8 @@
 Starts ``clearance mapper`` (pinned to CPU 0) with a pods file and a shared token, then sends
 pre-built batches as one node's agent would (default: 120 pods of 40 Deployments, each calling
 40 blob/queue/table signatures on its storage account, 5% of them 403s, 10% unknown) from this
-process and prints calls/s and the mapper's peak RSS. Every batch is new data for the store
+process and prints calls/s (wall), calls per CPU-second of the mapper process (what one core does,
+whatever else the machine runs) and the mapper's peak RSS. Every batch is new data for the store
 (distinct sequence numbers; counts and times differ).
 
     .venv/bin/python bench/mapper_ingest.py [--batches 60] [--batch-size 5000] [--streams 2]
@@ -48,6 +49,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_batch(rng: random.Random, size: int, pods: int) -> report_pb2.ReportRequest:
@@ -111,6 +118,7 @@ def main() -> int:
                     req = work.pop()
                 stub.Report(req, metadata=md, timeout=120)
 
+        cpu0 = cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         threads = [threading.Thread(target=sender) for _ in range(args.streams)]
         for t in threads:
@@ -118,13 +126,16 @@ def main() -> int:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid) - cpu0
         total = args.batches * args.batch_size
         status = Path(f"/proc/{proc.pid}/status").read_text()
         # taskset execs the mapper in place, so proc.pid is the mapper itself
         hwm = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
         print(f"mapper ingest: {total} observed calls in {args.batches} batches of {args.batch_size} "
               f"({args.streams} streams) in {elapsed:.2f} s = {total / elapsed:,.0f} calls/s on one core; "
-              f"peak RSS {int(hwm) / 1024:.0f} MB")
+              f"mapper CPU {cpu:.2f} s = {total / cpu:,.0f} calls per CPU-second; peak RSS {int(hwm) / 1024:.0f} MB")
+        with open("/proc/loadavg") as f:
+            print(f"load average: {' '.join(f.read().split()[:3])} on {os.cpu_count()} CPUs")
         channel.close()
     finally:
         proc.terminate()
