@@ -150,8 +150,7 @@ def storage_path(service: str, path: str) -> str:
     if not first:
         return "/"
     out = "/" + (_table_segment(first) if service == "table" else _first_segment(first))
-    deeper = [s for s in segs[2:] if s]
-    if not deeper:
+    if len(segs) < 3 or not (segs[2] or (len(segs) > 3 and segs[3])):
         return out
     if service == "queue" and segs[2] == "messages":
         return out + ("/messages/{name}" if len(segs) > 3 and segs[3] else "/messages")
@@ -219,12 +218,12 @@ def _storage_query_items(query: str) -> tuple[tuple[str, str], ...]:
         key, _, value = part.partition("=")
         kind = _QUERY_KINDS.get(key)
         if kind is None:
-            if not key:
-                continue
-            key = _query_key(key)
+            if "%" not in key and key.islower():
+                continue  # already canonical and not allow-listed: SAS parameters, unknown keys
+            key = unquote(key).lower()
             kind = _QUERY_KINDS.get(key)
             if kind is None:
-                continue  # SAS parameters and unknown keys never survive
+                continue
         if key in out:
             continue
         if kind:
