@@ -93,51 +93,78 @@ class Ingestor:
         if previous is not None:
             return previous
         now = int(time.time() * 1000)
-        callers: dict[bytes, WorkloadRef | PendingPod | str] = {}
-        pairs: dict[tuple[object, bytes], list[int]] = {}
-        classified = self._sigs
-        i = 0
+        node = head.node
+        callers: dict[bytes, int] = {}  # caller bytes -> index of its workload in refs
+        ref_index: dict[WorkloadRef | PendingPod, int] = {}
+        refs: list[WorkloadRef | PendingPod] = []
+        per_ref: list[dict[bytes, list]] = []  # signature -> [count, first, last, Classified]
+        callers_get = callers.get
+        classified_get = self._sigs.get
         for hc, sig in zip(head.calls, sigs):
             count = hc.count
             first = hc.first_seen_unix_ms
             last = hc.last_seen_unix_ms
             if count < 1 or first < 0 or last < 0 or (last and first > last):
-                raise InvalidReport(f"calls[{i}]: {_counter_problem(count, first, last)}")
+                raise InvalidReport(self._first_problem(head, sigs, now))
             if not last:
                 last = now
             if not first:
                 first = last
             cb = hc.caller
-            wl = callers.get(cb)
-            if wl is None:
-                wl = callers[cb] = self._caller(cb, head.node)
-            if wl.__class__ is str:
-                raise InvalidReport(f"calls[{i}]: {wl}")
-            c = classified.get(sig)
-            if c is None:
-                c = self._signature(sig)
-            if c.__class__ is str:
-                raise InvalidReport(f"calls[{i}]: {c}")
-            key = (wl, sig)
-            v = pairs.get(key)
+            r = callers_get(cb)
+            if r is None:
+                wl = self._caller(cb, node)
+                if wl.__class__ is str:
+                    raise InvalidReport(self._first_problem(head, sigs, now))
+                r = ref_index.get(wl)  # type: ignore[arg-type]
+                if r is None:
+                    r = ref_index[wl] = len(refs)  # type: ignore[index]
+                    refs.append(wl)  # type: ignore[arg-type]
+                    per_ref.append({})
+                callers[cb] = r
+            pairs = per_ref[r]
+            v = pairs.get(sig)
             if v is None:
-                pairs[key] = [count, first, last]
+                c = classified_get(sig)
+                if c is None:
+                    c = self._signature(sig)
+                    if c.__class__ is str:
+                        raise InvalidReport(self._first_problem(head, sigs, now))
+                pairs[sig] = [count, first, last, c]
             else:
                 v[0] += count
                 if first < v[1]:
                     v[1] = first
                 if last > v[2]:
                     v[2] = last
-            i += 1
         batch = Batch()
-        for (wl, sig), (count, first, last) in pairs.items():
+        for wl, pairs in zip(refs, per_ref):
             if wl.__class__ is WorkloadRef:
-                self._aggregate(batch, wl, classified[sig], count, first, last)  # type: ignore[arg-type]
+                for count, first, last, c in pairs.values():
+                    self._aggregate(batch, wl, c, count, first, last)  # type: ignore[arg-type]
             else:
-                batch.pending[(*wl, sig)] = [count, first, last]  # type: ignore[index]
+                for sig, (count, first, last, _) in pairs.items():
+                    batch.pending[(*wl, sig)] = [count, first, last]  # type: ignore[index]
         if head.lost_events:
             log.info("agent lost events", extra={"fields": {"agent": head.agent_id[:64], "lost": head.lost_events}})
         return self.store.ingest(batch, agent_id=head.agent_id, sequence=head.sequence, accepted=n)
+
+    def _first_problem(self, head: object, sigs: list[bytes], now: int) -> str:
+        """What is wrong with the first call of a refused report, checked call by call."""
+        callers: dict[bytes, object] = {}
+        for i, (hc, sig) in enumerate(zip(head.calls, sigs)):  # type: ignore[attr-defined]
+            count, first, last = hc.count, hc.first_seen_unix_ms, hc.last_seen_unix_ms
+            if count < 1 or first < 0 or last < 0 or (last and first > last):
+                return f"calls[{i}]: {_counter_problem(count, first, last)}"
+            wl = callers.get(hc.caller)
+            if wl is None:
+                wl = callers[hc.caller] = self._caller(hc.caller, head.node)  # type: ignore[attr-defined]
+            if isinstance(wl, str):
+                return f"calls[{i}]: {wl}"
+            c = self._sigs.get(sig) or self._signature(sig)
+            if isinstance(c, str):
+                return f"calls[{i}]: {c}"
+        return "the report cannot be stored"
 
     def _caller(self, raw: bytes, node: str) -> WorkloadRef | PendingPod | str:
         """The caller's workload, the PendingPod when it is not known yet, or what is wrong."""
