@@ -286,51 +286,94 @@ def test_attach_library_run_stats_and_detach_all(test_pki: TestPKI, capture) -> 
     assert not any(e.data.startswith(b"PUT /after-detach") for e in col.of(os.getpid()))
 
 
-def test_ssl_write_and_ssl_write_ex_called_directly_are_captured(capture) -> None:  # noqa: ANN001
-    """Both write entry points through their (moved) probes, called with ctypes on this process's libssl.
+class RawSsl:
+    """An SSL object of this process's libssl over memory BIOs, for calling SSL_write(_ex) with ctypes.
 
-    The probe reads the buffer at entry, so the write need not succeed: no handshake is done.
+    The probe reads the buffer at entry, so a write need not succeed: no handshake is done.
+    ``SSL_write``'s ``num`` is declared 64-bit here so a test can put garbage in the register's upper half.
     """
-    import ctypes
 
+    def __init__(self) -> None:
+        import ctypes
+
+        (self.lib,) = [lb for lb in libraries_of(os.getpid(), Path("/proc/self/maps").read_text())
+                       if lb.kind == "libssl"]
+        libssl = self.libssl = ctypes.CDLL(self.lib.open_path)
+        libcrypto = ctypes.CDLL("libcrypto.so.3")
+        for name, restype in (("TLS_client_method", ctypes.c_void_p), ("SSL_CTX_new", ctypes.c_void_p),
+                              ("SSL_new", ctypes.c_void_p), ("SSL_write", ctypes.c_int),
+                              ("SSL_write_ex", ctypes.c_int)):
+            getattr(libssl, name).restype = restype
+        libcrypto.BIO_s_mem.restype = libcrypto.BIO_new.restype = ctypes.c_void_p
+        libssl.SSL_CTX_new.argtypes = [ctypes.c_void_p]
+        libssl.SSL_new.argtypes = [ctypes.c_void_p]
+        libssl.SSL_set_bio.argtypes = [ctypes.c_void_p] * 3
+        libssl.SSL_set_connect_state.argtypes = [ctypes.c_void_p]
+        libssl.SSL_write.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint64]
+        libssl.SSL_write_ex.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p]
+        libssl.SSL_free.argtypes = libssl.SSL_CTX_free.argtypes = [ctypes.c_void_p]
+        libcrypto.BIO_new.argtypes = [ctypes.c_void_p]
+        self.ctx = libssl.SSL_CTX_new(libssl.TLS_client_method())
+        self.conn = libssl.SSL_new(self.ctx)
+        libssl.SSL_set_bio(self.conn, libcrypto.BIO_new(libcrypto.BIO_s_mem()),
+                           libcrypto.BIO_new(libcrypto.BIO_s_mem()))
+        libssl.SSL_set_connect_state(self.conn)
+
+    def write(self, data: bytes, num: int | None = None) -> None:
+        """SSL_write(ssl, data, num) with the full 64-bit register value ``num`` (default len(data))."""
+        self.libssl.SSL_write(self.conn, data, len(data) if num is None else num)
+
+    def write_ex(self, data: bytes) -> None:
+        import ctypes
+
+        written = ctypes.c_size_t(0)
+        self.libssl.SSL_write_ex(self.conn, data, len(data), ctypes.byref(written))
+
+    def close(self) -> None:
+        self.libssl.SSL_free(self.conn)
+        self.libssl.SSL_CTX_free(self.ctx)
+
+
+@pytest.fixture
+def raw_ssl() -> Iterator[RawSsl]:
+    r = RawSsl()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def test_ssl_write_and_ssl_write_ex_called_directly_are_captured(raw_ssl: RawSsl, capture) -> None:  # noqa: ANN001
+    """Both write entry points through their (moved) probes, called with ctypes on this process's libssl."""
     cap, col = capture
-    (lib,) = [lb for lb in libraries_of(os.getpid(), Path("/proc/self/maps").read_text()) if lb.kind == "libssl"]
-    libssl = ctypes.CDLL(lib.open_path)
-    libcrypto = ctypes.CDLL("libcrypto.so.3")
-    for name, restype in (("TLS_client_method", ctypes.c_void_p), ("SSL_CTX_new", ctypes.c_void_p),
-                          ("SSL_new", ctypes.c_void_p), ("SSL_write", ctypes.c_int), ("SSL_write_ex", ctypes.c_int)):
-        getattr(libssl, name).restype = restype
-    libcrypto.BIO_s_mem.restype = libcrypto.BIO_new.restype = ctypes.c_void_p
-    libssl.SSL_CTX_new.argtypes = [ctypes.c_void_p]
-    libssl.SSL_new.argtypes = [ctypes.c_void_p]
-    libssl.SSL_set_bio.argtypes = [ctypes.c_void_p] * 3
-    libssl.SSL_set_connect_state.argtypes = [ctypes.c_void_p]
-    libssl.SSL_write.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-    libssl.SSL_write_ex.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p]
-    libssl.SSL_free.argtypes = libssl.SSL_CTX_free.argtypes = [ctypes.c_void_p]
-    libcrypto.BIO_new.argtypes = [ctypes.c_void_p]
-    ctx = libssl.SSL_CTX_new(libssl.TLS_client_method())
-    conn = libssl.SSL_new(ctx)
-    libssl.SSL_set_bio(conn, libcrypto.BIO_new(libcrypto.BIO_s_mem()), libcrypto.BIO_new(libcrypto.BIO_s_mem()))
-    libssl.SSL_set_connect_state(conn)
-    assert cap.attach_library(lib)
+    assert cap.attach_library(raw_ssl.lib)
     one = b"GET /via-ssl-write HTTP/1.1\r\nHost: a.blob.core.windows.net\r\n\r\n"
     two = b"PUT /via-ssl-write-ex HTTP/1.1\r\nHost: a.blob.core.windows.net\r\n\r\n"
-    written = ctypes.c_size_t(0)
-    try:
-        libssl.SSL_write(conn, one, len(one))
-        libssl.SSL_write_ex(conn, two, len(two), ctypes.byref(written))
-    finally:
-        libssl.SSL_free(conn)
-        libssl.SSL_CTX_free(ctx)
+    raw_ssl.write(one)
+    raw_ssl.write_ex(two)
     run_until(cap, lambda: len(col.of(os.getpid())) >= 2)
     assert [e.data for e in col.of(os.getpid())] == [one, two]
-    with open(lib.open_path, "rb") as f:
+    with open(raw_ssl.lib.open_path, "rb") as f:
         offsets = function_offsets(f, {"SSL_write"})
         f.seek(offsets["SSL_write"])
         skip = entry_probe_offset(f.read(64))
     points = [syms for path, syms in cap.probe_points().items() if path.endswith("/libssl.so.3")]
     assert points and all(("SSL_write" + (f"+{skip}" if skip else "")) in syms for syms in points), points
+
+
+def test_ssl_write_num_is_a_32_bit_int(raw_ssl: RawSsl, capture) -> None:  # noqa: ANN001
+    """SSL_write's ``int num``: garbage in the register's upper half is not length, a negative num is no write."""
+    cap, col = capture
+    assert cap.attach_library(raw_ssl.lib)
+    req = b"GET /upper-garbage HTTP/1.1\r\nHost: a.blob.core.windows.net\r\n\r\n"
+    raw_ssl.write(req, (0xDEADBEEF << 32) | len(req))
+    raw_ssl.write(b"PUT /negative HTTP/1.1\r\n\r\n", 0xFFFFFFFB)         # (int)-5
+    raw_ssl.write(b"PUT /negative-upper HTTP/1.1\r\n\r\n", (7 << 32) | 0x80000000)  # INT_MIN
+    marker = b"GET /marker HTTP/1.1\r\n\r\n"
+    raw_ssl.write_ex(marker)
+    run_until(cap, lambda: any(e.data == marker for e in col.of(os.getpid())))
+    mine = col.of(os.getpid())
+    assert [(e.data, e.length) for e in mine] == [(req, len(req)), (marker, len(marker))]
 
 
 def test_ring_wakes_the_reader_when_a_quarter_fills(test_pki: TestPKI) -> None:

@@ -29,8 +29,8 @@ log = logging.getLogger("clearance.nodeagent.capture")
 # (symbol, BPF function, on return?, required?). Writes need only the entry (the plaintext is in the
 # buffer then), so their probe may sit past the prologue; reads need entry and return at the start.
 PROBES: tuple[tuple[str, str, bool, bool], ...] = (
-    ("SSL_write", "on_write_entry", False, True),
-    ("SSL_write_ex", "on_write_entry", False, False),   # OpenSSL >= 1.1.1; Python >= 3.10 uses only these
+    ("SSL_write", "on_ssl_write_entry", False, True),   # int num
+    ("SSL_write_ex", "on_write_entry", False, False),     # size_t num; OpenSSL >= 1.1.1; Python >= 3.10 uses only these
     ("SSL_write_ex2", "on_write_entry", False, False),  # OpenSSL >= 3.3
     ("SSL_read", "on_read_entry", False, True),
     ("SSL_read", "on_read_return", True, True),

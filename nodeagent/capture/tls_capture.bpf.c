@@ -117,16 +117,13 @@ static __always_inline struct tls_event *fill(u64 ssl, u32 length, u32 direction
     return e;
 }
 
-/* SSL_write(SSL*, const void *buf, int num), SSL_write_ex(SSL*, const void *buf, size_t num, size_t*),
- * SSL_write_ex2(... same first three): the plaintext is in buf at entry. The hot path is a write that
- * neither starts a request nor continues one: it costs one 8-byte read and, only while some request's
- * headers are incomplete somewhere on the node, one hash lookup. No clock, cgroup, copy or map update. */
-int on_write_entry(struct pt_regs *ctx) {
+/* The plaintext of a write is in buf at entry. The hot path is a write that neither starts a request
+ * nor continues one: it costs one 8-byte read and, only while some request's headers are incomplete
+ * somewhere on the node, one hash lookup. No clock, cgroup, copy or map update. */
+static __always_inline int write_entry(struct pt_regs *ctx, u32 len) {
     u64 ssl = PT_REGS_PARM1(ctx);
     const void *buf = (const void *)PT_REGS_PARM2(ctx);
-    s64 num = (s64)PT_REGS_PARM3(ctx);
-    if (num <= 0 || !buf) return 0;
-    u32 len = num > 0x7fffffff ? 0x7fffffff : (u32)num;
+    if (len == 0 || !buf) return 0;
     u64 peek = 0;
     if (bpf_probe_read_user(&peek, BOUND(len < 8 ? len : 8, 8), buf) != 0) return 0;
     int request = len >= 4 && is_request_prefix((u32)peek);
@@ -158,6 +155,19 @@ int on_write_entry(struct pt_regs *ctx) {
     return emit(ctx, e, want);
 }
 
+/* SSL_write(SSL*, const void *buf, int num): only the low 32 bits of the register are the argument;
+ * the upper ones may hold anything, and a negative num is no write at all. */
+int on_ssl_write_entry(struct pt_regs *ctx) {
+    int num = (int)PT_REGS_PARM3(ctx);
+    return num > 0 ? write_entry(ctx, (u32)num) : 0;
+}
+
+/* SSL_write_ex(SSL*, const void *buf, size_t num, size_t *written), SSL_write_ex2(... same first three). */
+int on_write_entry(struct pt_regs *ctx) {
+    u64 num = PT_REGS_PARM3(ctx);
+    return write_entry(ctx, num > 0x7fffffff ? 0x7fffffff : (u32)num);
+}
+
 static __always_inline int read_entry(struct pt_regs *ctx, u64 readbytes) {
     struct read_args a = {.ssl = PT_REGS_PARM1(ctx), .buf = PT_REGS_PARM2(ctx), .readbytes = readbytes};
     u64 id = bpf_get_current_pid_tgid();
@@ -165,7 +175,7 @@ static __always_inline int read_entry(struct pt_regs *ctx, u64 readbytes) {
     return 0;
 }
 
-/* SSL_read(SSL*, void *buf, int num) */
+/* SSL_read(SSL*, void *buf, int num): returns int */
 int on_read_entry(struct pt_regs *ctx) { return read_entry(ctx, 0); }
 /* SSL_read_ex(SSL*, void *buf, size_t num, size_t *readbytes) */
 int on_read_ex_entry(struct pt_regs *ctx) { return read_entry(ctx, PT_REGS_PARM4(ctx)); }
