@@ -99,18 +99,8 @@ def run_once(events: list[TlsEvent], n: int) -> tuple[float, float]:
     return n / elapsed, n / cpu_used
 
 
-def best_us(fn, per: int, rounds: int = 15) -> float:
-    """Microseconds per item of ``fn()`` over ``per`` items, best of ``rounds``."""
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best / per * 1e6
-
-
-def stages(n: int = 1200) -> list[tuple[str, float]]:
-    """(stage, µs per request), each stage alone on the same recorded events."""
+def stages(n: int = 1200, rounds: int = 15) -> list[tuple[str, float]]:
+    """(stage, µs per request), each stage alone on the same recorded events, best of ``rounds``."""
     events = recorded(n)
     writes = [ev for ev in events if ev.direction == Direction.WRITE]
     heads = [ev.data[:ev.data.find(b"\r\n\r\n")] for ev in writes if ev.data[:1] != b"\x00"]
@@ -132,20 +122,24 @@ def stages(n: int = 1200) -> list[tuple[str, float]]:
             pipe.feed(ev)
         pipe.drain(final=True)
 
-    figures = [
-        ("reference: sum(range(100)) (machine speed)", best_us(lambda: [sum(range(100)) for _ in heads], n)),
-        ("parse heads (validate, request line, kept headers)", best_us(lambda: [parser.parse(h) for h in heads], n)),
-        ("reassemble writes (incl. parse)", best_us(reassemble, n)),
-        ("recognise endpoint", best_us(lambda: [matcher.locate(r.headers.get("host", ""), r.target)
-                                                for r in requests], n)),
-        ("redact", best_us(lambda: [redact_parts(f[0], f[1], f[2], r.method, f[3], f[4], r.headers, matcher)
-                                    for f, r in zip(found, requests)], n)),
-        ("attribute (cached cgroup id)", best_us(lambda: [attributor.identity(ev.cgroup_id, ev.pid)
-                                                          for ev in writes[:n]], n)),
-        ("parse responses", best_us(lambda: [parse_response_head(d) for d in responses], n)),
-        ("whole pipeline (feed + pair + dedupe + drain)", best_us(full, n)),
-    ]
-    return figures
+    work = {
+        "reference: sum(range(100)) (machine speed)": lambda: [sum(range(100)) for _ in heads],
+        "parse heads (validate, request line, kept headers)": lambda: [parser.parse(h) for h in heads],
+        "reassemble writes (incl. parse)": reassemble,
+        "recognise endpoint": lambda: [matcher.locate(r.headers.get("host", ""), r.target) for r in requests],
+        "redact": lambda: [redact_parts(f[0], f[1], f[2], r.method, f[3], f[4], r.headers, matcher)
+                           for f, r in zip(found, requests)],
+        "attribute (cached cgroup id)": lambda: [attributor.identity(ev.cgroup_id, ev.pid) for ev in writes[:n]],
+        "parse responses": lambda: [parse_response_head(d) for d in responses],
+        "whole pipeline (feed + pair + dedupe + drain)": full,
+    }
+    best = dict.fromkeys(work, float("inf"))
+    for _ in range(rounds):  # interleaved, so that every stage meets the same quiet moments
+        for name, fn in work.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return [(name, seconds / n * 1e6) for name, seconds in best.items()]
 
 
 def main() -> int:
