@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
-import yaml
 
 from clearance.v1 import intents_pb2, intents_pb2_grpc
 
@@ -76,6 +75,8 @@ def _list(args: argparse.Namespace) -> int:
             json.dump(doc, out, indent=2)
             out.write("\n")
         else:
+            import yaml  # not imported for the table: it costs start-up time
+
             yaml.safe_dump(doc, out, sort_keys=False)
     return 0
 
@@ -203,6 +204,8 @@ def intents_apply(args: argparse.Namespace) -> int:
 
 def read_documents(source: str) -> list[dict[str, Any]]:
     """YAML documents from a file or '-' (stdin); empty documents are skipped."""
+    import yaml
+
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text()
     except OSError as exc:

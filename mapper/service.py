@@ -184,4 +184,14 @@ def serve(mapper: Mapper, listen: str, *, max_message: int = DEFAULT_MAX_MESSAGE
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     server.start()
+    # Encode the full list now, in the background, so that the first `intents list` after a
+    # start is answered like the next ones (see ListCache).
+    threading.Thread(target=_warm_list, args=(mapper,), name="warm-list", daemon=True).start()
     return server, port
+
+
+def _warm_list(mapper: Mapper) -> None:
+    try:
+        mapper.list_bytes()
+    except Exception:  # noqa: BLE001 - only an optimisation; the query will report its own error
+        log.exception("could not prepare the intents list")
