@@ -14,8 +14,8 @@ from typing import Callable
 
 from clearance.nodeagent.events import TlsEvent
 from clearance.nodeagent.pipeline.batch import MAX_BODY, is_batch
-from clearance.nodeagent.pipeline.http import (MAX_HEAD, HeadParser, HttpRequest, Ignored, classify_garbage,
-                                               looks_like_request)
+from clearance.nodeagent.pipeline.http import (MAX_HEAD, METHODS, HeadParser, HttpRequest, Ignored,
+                                               classify_garbage, looks_like_request)
 
 _REQUEST_LINE = re.compile(rb"[A-Z]{3,7} [!-~]{1,12288} HTTP/1\.[01]\r\n")
 _IDLE, _HEAD, _BODY = 0, 1, 2
@@ -103,17 +103,47 @@ class Reassembler:
 
     def feed(self, ev: TlsEvent) -> tuple[Conn, list[Completed]]:
         """Consume one WRITE event; returns its connection and the requests it completed."""
-        conn = self._conn(ev)
-        before = len(conn.head) + len(conn.body)
+        key = (ev.pid, ev.conn)
+        conn = self._conns.get(key)
+        if conn is None:
+            conn = self._conn(ev)
+        else:
+            self._conns.move_to_end(key)
+            conn.cgroup_id = ev.cgroup_id
         out: list[Completed] = []
+        data = ev.data
+        if conn.state == _IDLE and not conn.head:
+            # the common case: a whole head in this one write, nothing buffered before or after
+            sp = data.find(b" ", 0, 9)
+            if sp > 0 and data[:sp] in METHODS:
+                end = data.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+                if end >= 0:
+                    conn.head_ts = ev.timestamp_ns
+                    rest = self._complete(conn, data[:end], data, end + 4, ev.length, False, out)
+                    if rest is None and not conn.body:
+                        return conn, out
+                    data, length = (rest, len(rest)) if rest is not None else (b"", 0)
+                    if rest is None:  # a batch body started: account for its bytes
+                        self._bytes += len(conn.body)
+                        self._trim()
+                        return conn, out
+                    self._feed_rest(conn, data, length, ev.timestamp_ns, out)
+                    return conn, out
+        self._feed_rest(conn, data, ev.length, ev.timestamp_ns, out)
+        return conn, out
+
+    def _feed_rest(self, conn: Conn, data: bytes, length: int, ts: int, out: list[Completed]) -> None:
+        before = len(conn.head) + len(conn.body)
         try:
-            self._consume(conn, ev.data, ev.length, ev.timestamp_ns, out)
+            self._consume(conn, data, length, ts, out)
         finally:
             self._bytes += len(conn.head) + len(conn.body) - before
+        self._trim()
+
+    def _trim(self) -> None:
         if self._bytes > self._max_bytes:
             while self._bytes > self._max_bytes and len(self._conns) > 1:
                 self._evict()
-        return conn, out
 
     def finish(self, conn: Conn) -> Completed | None:
         """End a batch body still being collected (its end was never seen); the request or None."""
@@ -199,8 +229,13 @@ class Reassembler:
             out.append(Completed(req, None, conn.head_ts))
             self._skip_unknown(conn)
             return None
-        body_len = _body_length(req)
-        batch = is_batch(req)
+        headers = req.headers
+        if "transfer-encoding" in headers:
+            body_len = -1
+        else:
+            value = headers.get("content-length")
+            body_len = 0 if value is None else _length(value)
+        batch = req.method == "POST" and is_batch(req)
         if not batch:
             out.append(Completed(req, None, conn.head_ts))
         tail_len = length - offset  # all bytes after the head, captured or not
@@ -218,13 +253,8 @@ class Reassembler:
         return None
 
 
-def _body_length(req: HttpRequest) -> int:
-    """Content-Length, or -1 when the length is unknown (chunked or unparsable)."""
-    if "transfer-encoding" in req.headers:
-        return -1
-    value = req.headers.get("content-length")
-    if value is None:
-        return 0
+def _length(value: str) -> int:
+    """A Content-Length value, or -1 when it is unparsable."""
     if value.isdigit() and len(value) <= 15:
         return int(value)
     return -1
