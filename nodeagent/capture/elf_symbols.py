@@ -27,7 +27,10 @@ def _read(f: BinaryIO, offset: int, size: int) -> bytes:
 
 
 def function_offsets(f: BinaryIO, wanted: set[str]) -> dict[str, int]:
-    """{symbol: file offset} for the defined functions in ``wanted`` that the file has."""
+    """{symbol: file offset} for the defined functions in ``wanted`` that the file has.
+
+    The dynamic symbol table is read first; ``.symtab`` only when it has none of them (a static binary).
+    """
     ident = _read(f, 0, 64)
     if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
         raise ElfError("not a little-endian ELF64 file")
@@ -51,17 +54,38 @@ def function_offsets(f: BinaryIO, wanted: set[str]) -> dict[str, int]:
             strtab_off, strtab_size = sections[sh_link][4], sections[sh_link][5]
             strtab = _read(f, strtab_off, strtab_size)
             syms = _read(f, sh_offset, sh_size)
-            for j in range(0, len(syms) - 23, 24):
-                st_name, st_info, _other, st_shndx, st_value, _size = struct.unpack_from("<IBBHQQ", syms, j)
-                if st_shndx == 0 or st_info & 0xF != STT_FUNC or st_value == 0:
+            for name in wanted - found.keys():
+                value = _first_function(syms, strtab, name.encode("latin-1"))
+                if value is None:
                     continue
-                end = strtab.find(b"\0", st_name)
-                name = strtab[st_name:end if end >= 0 else None].decode("latin-1")
-                if name in wanted and name not in found:
-                    for vaddr, filesz, off in loads:
-                        if vaddr <= st_value < vaddr + filesz:
-                            found[name] = st_value - vaddr + off
-                            break
-        if len(found) == len(wanted):
+                for vaddr, filesz, off in loads:
+                    if vaddr <= value < vaddr + filesz:
+                        found[name] = value - vaddr + off
+                        break
+        if found:  # a library's API is exported together: the (much larger) .symtab adds nothing
             break
     return found
+
+
+def _first_function(syms: bytes, strtab: bytes, name: bytes) -> int | None:
+    """st_value of the first defined function symbol named ``name`` in a table of Elf64_Sym.
+
+    Searches bytes rather than decoding every symbol (node has ~100k): each place the string table
+    holds ``name\0`` (also as the tail of a longer name, which linkers share) is a possible st_name,
+    looked for in the table at symbol-aligned positions.
+    """
+    best: tuple[int, int] | None = None  # (index in the table, st_value)
+    needle = name + b"\0"
+    pos = strtab.find(needle)
+    while pos >= 0:
+        packed = struct.pack("<I", pos)
+        j = syms.find(packed)
+        while j >= 0 and (best is None or j < best[0]):
+            if j % 24 == 0 and j + 24 <= len(syms):
+                _n, st_info, _other, st_shndx, st_value, _size = struct.unpack_from("<IBBHQQ", syms, j)
+                if st_shndx != 0 and st_info & 0xF == STT_FUNC and st_value != 0:
+                    best = (j, st_value)
+                    break
+            j = syms.find(packed, j + 1)
+        pos = strtab.find(needle, pos + 1)
+    return best[1] if best else None

@@ -1,8 +1,11 @@
 """Load the TLS capture BPF program, attach it to every TLS library on the node, deliver events.
 
 One attachment per library *file* (device, inode) with pid=-1: the kernel then fires for every
-process that maps it, in any container. A periodic rescan of /proc attaches to libraries mapped
-since (new processes, a late ``import ssl``) and detaches from files nothing maps any more.
+process that maps it, in any container. Raw tracepoints hint at processes about to map a TLS library
+(an exec of node, an open of libssl.so*: load_watch.bpf.c); that one process's maps are scanned at
+once and a few times after (scan_schedule.py), so a short-lived process on a library file never seen
+before is probed before its first request. A periodic rescan of /proc stays as the safety net and
+detaches from files nothing maps any more.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import ctypes
 import logging
 import os
 import re
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,9 +24,10 @@ from clearance.nodeagent.events import TlsEvent
 
 from . import layout
 from .elf_symbols import ElfError, function_offsets
-from .libraries import TlsLibrary, scan
+from .libraries import TlsLibrary, libraries_of, scan
 from .probe_points import MAX_SKIP, entry_probe_offset
 from .run_stats import program_run_stats
+from .scan_schedule import ScanSchedule
 
 log = logging.getLogger("clearance.nodeagent.capture")
 
@@ -60,19 +65,22 @@ class Attachment:
     library: TlsLibrary
     fds: list[int] = field(default_factory=list)
     symbols: list[str] = field(default_factory=list)
+    attached_at: float = 0.0  # time.monotonic()
+    found_by: str = ""        # "rescan" | "hint" | "request"
 
 
 class Capture:
     """Uprobe-based plaintext capture of HTTP/1.x over OpenSSL, for every process on the node.
 
     ``on_event`` is called from ``poll()`` with each TlsEvent. ``stats()`` reports lost events and
-    attached libraries.
+    attached libraries. ``load_hints=False`` leaves discovery to the periodic rescan alone.
     """
 
     def __init__(self, on_event: Callable[[TlsEvent], None], *, ring_pages: int = 256,
                  rescan_interval_s: float = 2.0, proc: Path = Path("/proc"),
                  use_ringbuf: bool | None = None, attach_self: bool = False,
-                 entry_past_prologue: bool = True, program: Path | None = None) -> None:
+                 entry_past_prologue: bool = True, program: Path | None = None, load_hints: bool = True,
+                 schedule: ScanSchedule | None = None) -> None:
         if ring_pages <= 0 or ring_pages & (ring_pages - 1):
             raise ValueError(f"ring_pages must be a power of two, not {ring_pages}")
         self.on_event = on_event
@@ -83,6 +91,11 @@ class Capture:
         self.skip_pids = frozenset() if attach_self else frozenset({os.getpid()})
         self.entry_past_prologue = entry_past_prologue  # False: every probe at its symbol (to compare)
         self.program = program or layout.HERE / "tls_capture.bpf.c"  # another version, to compare
+        self.load_hints = load_hints
+        self.schedule = schedule or ScanSchedule()
+        self._hints_active = False
+        self._hint_scans = 0
+        self._hint_attaches = 0
         self._bpf: Any = None
         self._attached: dict[tuple[str, int], Attachment] = {}
         self._unusable: set[tuple[str, int]] = set()
@@ -99,6 +112,8 @@ class Capture:
         from bcc import BPF  # the only import of bcc in the agent
 
         src = self.program.read_text()
+        if self.load_hints:
+            src += "\n" + (layout.HERE / "load_watch.bpf.c").read_text()
         cflags = [f"-I{layout.HERE}", f"-DRING_PAGES={self.ring_pages}", "-Wno-macro-redefined"]
         attempts = [True, False] if self.use_ringbuf is None else [self.use_ringbuf]
         errors = []
@@ -107,9 +122,13 @@ class Capture:
                 self._bpf = BPF(text=src, cflags=cflags + (["-DUSE_RINGBUF"] if ring else []))
                 if ring:
                     self._bpf["tls_events"].open_ring_buffer(self._on_raw)
+                    if self.load_hints:
+                        self._bpf["lib_hints"].open_ring_buffer(self._on_hint)
                 else:
                     self._bpf["tls_events"].open_perf_buffer(self._on_raw_perf, page_cnt=self.ring_pages,
                                                              lost_cb=self._on_lost)
+                    if self.load_hints:
+                        self._bpf["lib_hints"].open_perf_buffer(self._on_hint_perf, page_cnt=8)
                 self.transport = "ringbuf" if ring else "perf"
                 break
             except Exception as e:  # noqa: BLE001 - bcc raises bare Exception
@@ -121,8 +140,25 @@ class Capture:
                     self._bpf = None
         if self._bpf is None:
             raise CaptureError("cannot load the TLS capture program: " + "; ".join(errors))
-        log.info("capture loaded", extra={"fields": {"transport": self.transport}})
+        if self.load_hints:
+            self._start_hints()
+        log.info("capture loaded", extra={"fields": {"transport": self.transport, "load_hints": self._hints_active}})
         self.rescan()
+
+    def _start_hints(self) -> None:
+        """Attach the load-watch raw tracepoints; without them discovery falls back to the periodic rescan."""
+        try:
+            self._bpf.attach_raw_tracepoint(tp=b"sched_process_exec", fn_name=b"on_exec")
+            self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"on_sys_enter")
+            self._hints_active = True
+        except Exception as e:  # noqa: BLE001 - bcc raises bare Exception
+            log.warning("load hints unavailable; new TLS libraries are found by the periodic rescan only",
+                        extra={"fields": {"error": str(e)[-300:]}})
+            for tp in (b"sched_process_exec", b"sys_enter"):
+                try:
+                    self._bpf.detach_raw_tracepoint(tp=tp)
+                except Exception:  # noqa: BLE001 - not attached
+                    pass
 
     def close(self) -> None:
         """Detach everything and free the program (idempotent)."""
@@ -149,15 +185,20 @@ class Capture:
         """Deliver pending events, and rescan /proc when due.
 
         With the ring buffer, events wait for the timeout (the program does not wake the reader per
-        event) unless a quarter of the ring fills first: ``timeout_ms`` is the delivery latency.
+        event) unless a quarter of the ring fills first: ``timeout_ms`` is the delivery latency. A load
+        hint wakes the reader at once, and the timeout is shortened to the next hinted scan due.
         """
         if self._bpf is None:
             raise RuntimeError("Capture.poll() before start()")
+        due = self.schedule.next_due(time.monotonic())
+        if due is not None:
+            timeout_ms = max(0, min(timeout_ms, int((due - time.monotonic()) * 1000) + 1))
         if self.transport == "ringbuf":
             self._bpf.ring_buffer_poll(timeout_ms)
             self._bpf.ring_buffer_consume()
         else:
             self._bpf.perf_buffer_poll(timeout_ms)
+        self.scan_hinted()
         if time.monotonic() >= self._next_scan:
             self.rescan()
 
@@ -182,6 +223,20 @@ class Capture:
     def _on_lost(self, count: int) -> None:
         self._perf_lost += count
 
+    def _hint(self, data: int | None, size: int) -> None:
+        if not data or size < 8:
+            return
+        pid, _kind = struct.unpack("<II", ctypes.string_at(data, 8))
+        if pid not in self.skip_pids:
+            self.schedule.hint(pid, time.monotonic())
+
+    def _on_hint(self, _ctx: Any, data: int | None, size: int) -> int:
+        self._hint(data, size)
+        return 0
+
+    def _on_hint_perf(self, _cpu: int, data: int | None, size: int) -> None:
+        self._hint(data, size)
+
     # -- libraries -------------------------------------------------------------------------
     def rescan(self) -> None:
         """Attach to newly mapped TLS libraries; detach from those no process maps any more."""
@@ -191,10 +246,29 @@ class Capture:
             seen.setdefault(lib.key, lib)
         for key, lib in seen.items():
             if key not in self._attached and key not in self._unusable:
-                self._attach(lib)
+                self._attach(lib, "rescan")
         for key in [k for k in self._attached if k not in seen and k not in self._pinned]:
             self._detach(key)
         self._unusable &= set(seen)
+
+    def scan_hinted(self) -> None:
+        """Scan the maps of the hinted processes whose turn has come; attach to new TLS libraries in them."""
+        now = time.monotonic()
+        for pid in self.schedule.due(now):
+            self._hint_scans += 1
+            try:
+                text = (self.proc / str(pid) / "maps").read_text(errors="replace")
+            except OSError:  # exited
+                self.schedule.found(pid, now)
+                continue
+            libs = libraries_of(pid, text, self.proc)
+            if not libs:
+                continue  # not mapped yet: the schedule retries
+            self.schedule.found(pid, now)
+            for lib in libs:
+                if lib.key not in self._attached and lib.key not in self._unusable:
+                    self._attach(lib, "hint")
+                    self._hint_attaches += lib.key in self._attached
 
     def attach_library(self, lib: TlsLibrary) -> bool:
         """Attach to one library file now and keep it until ``detach_all``; False if it is unusable.
@@ -205,16 +279,16 @@ class Capture:
             raise RuntimeError("Capture.attach_library() before start()")
         if lib.key not in self._attached:
             self._unusable.discard(lib.key)
-            self._attach(lib)
+            self._attach(lib, "request")
         if lib.key in self._attached:
             self._pinned.add(lib.key)
             return True
         return False
 
-    def _attach(self, lib: TlsLibrary) -> None:
+    def _attach(self, lib: TlsLibrary, found_by: str) -> None:
         from bcc import BPF, lib as libbcc
 
-        att = Attachment(lib)
+        att = Attachment(lib, found_by=found_by)
         try:
             with open(lib.open_path, "rb") as f:
                 offsets = function_offsets(f, {p[0] for p in PROBES})
@@ -243,9 +317,10 @@ class Capture:
         if not att.fds:
             self._unusable.add(lib.key)
             return
+        att.attached_at = time.monotonic()
         self._attached[lib.key] = att
         log.info("attached", extra={"fields": {"path": lib.pathname, "kind": lib.kind, "pid": lib.pid,
-                                               "symbols": len(att.symbols)}})
+                                               "symbols": len(att.symbols), "found_by": found_by}})
 
     def _detach(self, key: tuple[str, int]) -> None:
         att = self._attached.pop(key)
@@ -281,6 +356,10 @@ class Capture:
         """{library path: probed symbols}, an entry probe moved past the prologue as ``SYMBOL+N``."""
         return {a.library.pathname: list(a.symbols) for a in self._attached.values()}
 
+    def attachments(self) -> list[Attachment]:
+        """The libraries attached now, with when and how each was found."""
+        return list(self._attached.values())
+
     def stats(self) -> dict[str, Any]:
         """Lost events, delivered events, and the libraries attached."""
         dropped, captured = self.kernel_counters()
@@ -292,4 +371,9 @@ class Capture:
             "transport": self.transport,
             "libraries": sorted(a.library.pathname for a in self._attached.values()),
             "attached": len(self._attached),
+            "load_hints": self._hints_active,
+            "hints": self.schedule.hints,
+            "hints_dropped": self.schedule.dropped,
+            "hint_scans": self._hint_scans,
+            "hint_attaches": self._hint_attaches,
         }
