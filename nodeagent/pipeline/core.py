@@ -126,7 +126,13 @@ class Pipeline:
         if conn is None or not conn.pending:
             self._ignore("unpaired_response")
             return
-        self._settle(conn.pending.popleft(), status, code, data)
+        entry = conn.pending.popleft()
+        calls = entry[0]
+        if calls is not None and len(calls) == 1:  # the common case of _settle, inline
+            if not self._calls.add(entry[1], calls[0], status, code, entry[2]):
+                self._overflow()
+        else:
+            self._settle(entry, status, code, data)
 
     # -- recording ---------------------------------------------------------------------------
     def _settle(self, entry: Pending, status: int, code: str, data: bytes) -> None:

@@ -22,8 +22,8 @@ _BAD_LINE = ("", "")  # what a header line scan yields for a line that is not NA
 PARSER_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "content-type", "x-http-method"})
 # bytes.translate table: control characters (other than TAB, LF, CR) map to 0, the rest to 1
 _NOT_CONTROL = bytes(0 if (c < 32 and c not in (9, 10, 13)) or c == 127 else 1 for c in range(256))
-# and for a head without its CRLF pairs: anything but TAB and printable ASCII maps to 0
-_CLEAN = bytes(1 if c == 9 or 32 <= c < 127 else 0 for c in range(256))
+# what a clean head holds once its CRLF pairs are gone: TAB and printable ASCII
+_CLEAN = bytes(c for c in range(256) if c == 9 or 32 <= c < 127)
 _METHOD_NAMES = frozenset(m.decode() for m in METHODS)
 _ERROR_HEADER = re.compile(rb"\r\nx-ms-error-code:[ \t]*([A-Za-z0-9_.-]{1,80})", re.IGNORECASE)
 _JSON_CODE = re.compile(rb'"code"\s*:\s*"([A-Za-z0-9_.-]{1,80})"')
@@ -92,9 +92,9 @@ class HeadParser:
                 raise Ignored("truncated")
             head = head[:cut]
         # one pass for non-ASCII, control characters and bare CR or LF (what is left of them
-        # once the CRLF pairs are gone): a clean head maps to no zero byte
+        # once the CRLF pairs are gone): deleting TAB and printable ASCII leaves nothing
         lines_only = head.replace(b"\r\n", b"")
-        if b"\x00" in lines_only.translate(_CLEAN):
+        if lines_only.translate(None, _CLEAN):
             raise Ignored(_dirty_reason(head))
         crlf = (len(head) - len(lines_only)) >> 1
         text = head.decode("latin-1")  # clean ASCII: one copy costs less than decoding each value

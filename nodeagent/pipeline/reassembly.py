@@ -112,6 +112,11 @@ class Reassembler:
             conn.cgroup_id = ev.cgroup_id
         out: list[Completed] = []
         data = ev.data
+        if conn.state == _BODY and conn.batch is None and conn.body_left > 0 and not _REQUEST_LINE.match(data):
+            conn.body_left -= ev.length  # a body write of a known length: skipped, nothing kept
+            if conn.body_left <= 0:
+                conn.state, conn.body_left = _IDLE, 0
+            return conn, out
         if conn.state == _IDLE and not conn.head:
             # the common case: a whole head in this one write, nothing buffered before or after
             sp = data.find(b" ", 0, 9)

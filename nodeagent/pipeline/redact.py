@@ -63,6 +63,7 @@ KEPT_HEADERS = frozenset(_HEADER_RULES)
 _QUERY_KINDS = {**{k: True for k in _STORAGE_QUERY_VALUES}, **{k: False for k in _STORAGE_QUERY_PRESENCE}}
 _MEMO_MAX = 4096
 _SEGMENTS: dict[str, str] = {}
+_TOKENS: dict[str, bool] = {}  # values of _HEADER_VALUES headers (x-ms-version, x-ms-blob-type ...)
 _ARM_PATHS: dict[str, str] = {}
 _VAULT_TYPES = frozenset({
     "secrets", "keys", "certificates", "deletedsecrets", "deletedkeys", "deletedcertificates",
@@ -263,6 +264,15 @@ def reduce_source(value: str, matcher: EndpointMatcher) -> str:
     return "/" + _first_segment(first) if first else INVALID
 
 
+def _memo_token(value: str) -> bool:
+    """Whether an allow-listed header value is a plain token (remembered, bounded)."""
+    valid = _TOKEN.fullmatch(value) is not None
+    if len(_TOKENS) >= _MEMO_MAX:
+        _TOKENS.clear()
+    _TOKENS[value] = valid
+    return valid
+
+
 def _storage_header_items(headers: dict[str, str], matcher: EndpointMatcher) -> tuple[tuple[str, str], ...]:
     out = []
     for key, value in headers.items():
@@ -270,7 +280,10 @@ def _storage_header_items(headers: dict[str, str], matcher: EndpointMatcher) -> 
         if rule is None:
             continue  # Authorization, Cookie and everything not allow-listed never survive
         if rule == _VALUE:
-            if _TOKEN.fullmatch(value):
+            valid = _TOKENS.get(value)
+            if valid is None:
+                valid = _memo_token(value)
+            if valid:
                 out.append((key, value))
         elif rule == _PRESENCE:
             out.append((key, "*"))  # the value (for copy-source authorization: a token) never leaves
