@@ -159,19 +159,28 @@ def fixed_mmap_threshold(size: int = 128 * 1024) -> bool:
     return bool(mallopt(-3, size))  # -3: M_MMAP_THRESHOLD
 
 
-def serve(mapper: Mapper, listen: str, *, max_message: int = DEFAULT_MAX_MESSAGE, workers: int = 8) -> tuple[grpc.Server, int]:
-    """Start both services on ``listen`` (HOST:PORT; port 0 picks a free one); returns (server, port)."""
+def agent_reports_handler(mapper: Mapper) -> grpc.GenericRpcHandler:
+    """The AgentReports service's handler (also served alone on the agents port: see transport)."""
+    reports = AgentReportsService(mapper)
+    return grpc.method_handlers_generic_handler("clearance.v1.AgentReports", {
+        "Report": grpc.unary_unary_rpc_method_handler(
+            reports.Report, request_deserializer=None,  # raw bytes: the ingestor's fast path
+            response_serializer=report_pb2.ReportResponse.SerializeToString)})
+
+
+def serve(mapper: Mapper, listen: str, *, max_message: int = DEFAULT_MAX_MESSAGE, workers: int = 8,
+          agents: bool = True) -> tuple[grpc.Server, int]:
+    """Start the services on ``listen`` (HOST:PORT; port 0 picks a free one); returns (server, port).
+
+    ``agents=False`` leaves AgentReports out (it is then served on its own port, see transport)."""
     fixed_mmap_threshold()
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message),
         ("grpc.max_send_message_length", 256 * 1024 * 1024),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"), options=options)
-    reports = AgentReportsService(mapper)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("clearance.v1.AgentReports", {
-        "Report": grpc.unary_unary_rpc_method_handler(
-            reports.Report, request_deserializer=None,  # raw bytes: the ingestor's fast path
-            response_serializer=report_pb2.ReportResponse.SerializeToString)}),))
+    if agents:
+        server.add_generic_rpc_handlers((agent_reports_handler(mapper),))
     intents = IntentsService(mapper)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("clearance.v1.Intents", {
         "ListIntents": grpc.unary_unary_rpc_method_handler(
