@@ -76,7 +76,7 @@ class Agent:
         self.pipeline = Pipeline(endpoints, Attributor(self.pods, self.node), self.metrics)
         self.capture = Capture(self.pipeline.feed)
         self.reporter = Reporter(args.mapper, token, args.buffer_size, self.node, metrics=self.metrics,
-                                 lost_events=self._lost)
+                                 lost_events=self._lost, mapper_ca=args.mapper_ca, server_name=args.mapper_server_name)
         self.metrics_port = args.metrics_port
         self.drain_interval_s = drain_interval_s
         self._stopping = False
