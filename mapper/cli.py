@@ -13,7 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Receives the agents' reports over gRPC, classifies each call into the Azure "
         "permissions it needs, stores discovered intents and serves the query API and web page.",
     )
-    add_flag(p, "--listen", default="0.0.0.0:9090", metavar="HOST:PORT", help="gRPC listen address")
+    add_flag(p, "--listen", default="0.0.0.0:9090", metavar="HOST:PORT",
+             help="gRPC address of the query API (and of the agents' reports without --agent-listen)")
+    add_flag(p, "--agent-listen", metavar="HOST:PORT",
+             help="serve the agents' reports on their own port (TLS with --tls-cert/--tls-key)")
+    add_flag(p, "--tls-cert", metavar="FILE", help="PEM certificate (chain) of the agents' port")
+    add_flag(p, "--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     add_flag(p, "--db", default="clearance.db", metavar="PATH", help="SQLite store")
     add_flag(p, "--pods-file", metavar="FILE", help="pods from YAML instead of the Kubernetes API")
     add_flag(p, "--agent-token-file", metavar="FILE", help="shared token agents must present (off-cluster)")

@@ -14,6 +14,7 @@ from .applied import AppliedIntents
 from .auth import DEFAULT_AGENT_SA, SharedToken, TokenReviewer
 from .ingest import Ingestor
 from .service import Mapper, serve
+from .transport import ServerTLS, load_server_tls, serve_agents
 from .store import Store, StoreError
 from .workloads import KubeResolver, PodsFileResolver
 
@@ -68,8 +69,17 @@ def build(args: argparse.Namespace) -> Mapper:
     return Mapper(ingestor=ingestor, applied=AppliedIntents(api_client), authenticator=authenticator)
 
 
+def agents_tls(args: argparse.Namespace) -> ServerTLS | None:
+    """The agents' port TLS material from the flags (ValueError naming the flag when wrong)."""
+    tls = load_server_tls(args.tls_cert, args.tls_key)
+    if tls and not args.agent_listen:
+        raise ValueError("--tls-cert/--tls-key need --agent-listen: TLS is served on the agents' port only")
+    return tls
+
+
 def run_mapper(args: argparse.Namespace) -> int:
     try:
+        tls = agents_tls(args)
         mapper = build(args)
     except (ValueError, StoreError) as exc:
         log.error(str(exc))
@@ -79,12 +89,29 @@ def run_mapper(args: argparse.Namespace) -> int:
         resolver.start()
     mapper.applied.start()
     try:
-        server, port = serve(mapper, args.listen, max_message=args.max_message_bytes)
+        server, port = serve(mapper, args.listen, max_message=args.max_message_bytes,
+                             agents=not args.agent_listen)
     except (OSError, RuntimeError) as exc:
         log.error(f"cannot listen on {args.listen}: {exc}")
         return 2
     host = args.listen.rpartition(":")[0]
     log.info("mapper listening", extra={"fields": {"listen": f"{host}:{port}", "db": args.db}})
+    servers = [server]
+    if args.agent_listen:
+        try:
+            agents_server, agents_port = serve_agents(mapper, args.agent_listen, tls,
+                                                      max_message=args.max_message_bytes)
+        except OSError as exc:
+            log.error(f"--agent-listen {args.agent_listen}: {exc}")
+            server.stop(grace=0)
+            return 2
+        servers.append(agents_server)
+        agents_host = args.agent_listen.rpartition(":")[0]
+        log.info("agents port listening", extra={"fields": {"agent_listen": f"{agents_host}:{agents_port}",
+                                                            "tls": tls is not None}})
+        if tls is None:
+            log.warning("the agents' port has no TLS (--tls-cert/--tls-key): reports and agent tokens "
+                        "travel unencrypted")
     if args.web_port:
         from .web import serve_web
 
@@ -98,7 +125,8 @@ def run_mapper(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     pending_loop(mapper, stop)
-    server.stop(grace=5).wait()
+    for stopped in [s.stop(grace=5) for s in servers]:
+        stopped.wait()
     mapper.store.close()
     log.info("mapper stopped")
     return 0

@@ -14,6 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "on their TLS library, and reports them (redacted, attributed to pods) to the mapper.",
     )
     add_flag(p, "--mapper", required=True, metavar="HOST:PORT", help="the mapper's gRPC address")
+    add_flag(p, "--mapper-ca", metavar="FILE",
+             help="PEM CA that signed the mapper's certificate: report over TLS (without it: plaintext)")
+    add_flag(p, "--mapper-server-name", metavar="NAME",
+             help="name the mapper's certificate must carry (default: the host part of --mapper)")
     add_flag(p, "--pods-file", metavar="FILE", help="pods from YAML instead of the Kubernetes API")
     add_flag(p, "--endpoint", action="append", default=[], metavar="SERVICE=TEMPLATE",
              help="a custom endpoint, e.g. blob=https://{account}.blob.localhost:10000 (repeatable)")

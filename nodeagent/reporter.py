@@ -10,6 +10,10 @@ split in halves (new sequence numbers: the mapper never stored it); UNAUTHENTICA
 few times with the token re-read (a rotated projected token), then dropped; INVALID_ARGUMENT
 bisects the batch so only the calls the mapper refuses are dropped; other refusals drop the batch
 at once. Every drop is counted and logged without secrets.
+
+Transport: with ``mapper_ca`` (``--mapper-ca``) a TLS channel that verifies the mapper's
+certificate against that CA (for ``server_name``, default the host of the mapper address);
+without it plaintext, announced by one warning at start.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import grpc
 
@@ -82,6 +87,30 @@ def safe_details(details: str, token: str | None) -> str:
     return text[:200]
 
 
+def mapper_channel(mapper_addr: str, mapper_ca: str | None = None, server_name: str | None = None,
+                   credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
+    """The channel to the mapper: TLS verified against ``mapper_ca`` (or ``credentials``), else plaintext.
+
+    Raises ValueError naming the flag when the CA file cannot be read or holds no certificate.
+    """
+    if mapper_ca:
+        try:
+            ca = Path(mapper_ca).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"--mapper-ca {mapper_ca}: cannot read it ({exc.strerror or exc})") from None
+        if b"-----BEGIN CERTIFICATE-----" not in ca:
+            raise ValueError(f"--mapper-ca {mapper_ca}: no PEM certificate in it")
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+    elif server_name:
+        raise ValueError("--mapper-server-name needs --mapper-ca (it names the certificate to verify)")
+    if credentials is None:
+        log.warning("no --mapper-ca: reports and the agent's token travel to the mapper unencrypted",
+                    extra={"fields": {"mapper": mapper_addr}})
+        return grpc.insecure_channel(mapper_addr)
+    options: list[tuple[str, Any]] = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    return grpc.secure_channel(mapper_addr, credentials, options=options)
+
+
 @dataclass
 class _Batch:
     request: report_pb2.ReportRequest
@@ -96,9 +125,11 @@ class Reporter:
                  *, metrics: Metrics | None = None, lost_events: Callable[[], int] | None = None,
                  batch_size: int = 500, backoff_initial_s: float = 0.2, backoff_max_s: float = 5.0,
                  rpc_timeout_s: float = 10.0, credentials: grpc.ChannelCredentials | None = None,
-                 bounded_retries: int = 5) -> None:
+                 bounded_retries: int = 5, mapper_ca: str | None = None,
+                 server_name: str | None = None) -> None:
         if buffer_size < 1:
             raise ValueError(f"--buffer-size {buffer_size}: must be at least 1")
+        self._channel = mapper_channel(mapper_addr, mapper_ca, server_name, credentials)
         self.node = node
         self.agent_id = f"{node}/{_boot_id()}/{os.getpid()}-{time.time_ns() // 1_000_000}"
         self.metrics = metrics or Metrics()
@@ -110,8 +141,6 @@ class Reporter:
         self._backoff_max = backoff_max_s
         self._rpc_timeout = rpc_timeout_s
         self._bounded_retries = bounded_retries
-        self._channel = (grpc.secure_channel(mapper_addr, credentials) if credentials
-                         else grpc.insecure_channel(mapper_addr))
         self._stub = report_pb2_grpc.AgentReportsStub(self._channel)
         self._buffer: OrderedDict[bytes, tuple[report_pb2.ObservedCall, float]] = OrderedDict()
         self._outbox: deque[_Batch] = deque()  # the first one is in flight
