@@ -323,3 +323,49 @@ def test_a_batch_too_large_for_the_mapper_is_split(mapper):
         assert rx.calls()[-1].path == "/c1000/{name}"
     finally:
         rep.close()
+
+
+def test_plaintext_is_announced_by_one_warning(mapper, caplog):
+    rx = Receiver()
+    port = mapper(rx)
+    with caplog.at_level(logging.WARNING, logger="clearance.agent.reporter"):
+        rep = Reporter(f"127.0.0.1:{port}", CANARY, 100, "node-a", batch_size=1)
+        try:
+            rep.submit([call(1), call(2), call(3)])
+            assert wait_for(lambda: len(rx.calls()) == 3)
+        finally:
+            rep.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "unencrypted" in warnings[0]
+    assert CANARY not in logged(caplog)
+
+
+def test_tls_to_a_receiver_signed_by_the_mapper_ca(test_pki, caplog):
+    rx = Receiver(token="agent-token-1")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    report_pb2_grpc.add_AgentReportsServicer_to_server(rx, server)
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials(
+        [(test_pki.key.read_bytes(), test_pki.cert.read_bytes())]))
+    server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="clearance.agent.reporter"):
+            rep = Reporter(f"localhost:{port}", "agent-token-1", 100, "node-a", mapper_ca=str(test_pki.ca_cert))
+            try:
+                rep.submit([call(1)])
+                assert wait_for(lambda: len(rx.calls()) == 1)
+            finally:
+                rep.close()
+        assert rx.metadata[0]["authorization"] == "Bearer agent-token-1"
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    finally:
+        server.stop(grace=None)
+
+
+def test_bad_mapper_ca_flags_are_clear_errors(tmp_path, test_pki):
+    missing = tmp_path / "missing-ca.pem"
+    with pytest.raises(ValueError, match=f"--mapper-ca {missing}: cannot read"):
+        Reporter("127.0.0.1:1", None, 10, "n", mapper_ca=str(missing))
+    with pytest.raises(ValueError, match="--mapper-ca .*: no PEM certificate"):
+        Reporter("127.0.0.1:1", None, 10, "n", mapper_ca=str(test_pki.key))
+    with pytest.raises(ValueError, match="--mapper-server-name needs --mapper-ca"):
+        Reporter("127.0.0.1:1", None, 10, "n", server_name="clearance-mapper.clearance-system.svc")

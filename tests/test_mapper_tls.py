@@ -115,7 +115,7 @@ def test_server_name_override_is_what_is_verified(tls_mapper: TLSMapper, test_pk
         good.submit([call()])
         bad.submit([call(method="DELETE")])
         assert wait_for(lambda: good.sent_batches == 1)
-        assert wait_for(lambda: bad.metrics.report_errors._value.get() >= 3)
+        assert wait_for(lambda: bad.metrics.value("clearance_agent_report_errors_total") >= 3)
         assert bad.sent_batches == 0 and bad.pending() == 1 and bad.dropped_calls == 0
     finally:
         good.close(timeout=0.1)
@@ -128,7 +128,7 @@ def test_reporter_with_a_wrong_ca_retries_and_delivers_nothing(tls_mapper: TLSMa
     r = reporter(tls_mapper.agents, mapper_ca=str(other.ca_cert))
     try:
         r.submit([call()])
-        assert wait_for(lambda: r.metrics.report_errors._value.get() >= 3)  # kept and retried
+        assert wait_for(lambda: r.metrics.value("clearance_agent_report_errors_total") >= 3)  # kept and retried
         assert r.sent_batches == 0 and r.pending() == 1 and r.dropped_calls == 0
     finally:
         r.close(timeout=0.1)
