@@ -106,14 +106,17 @@ class Demo:
             pods_file = self.workdir / "pods.yaml"
             pods.pods_file(pods_file)
 
-            grpc_port = free_port()
-            mapper = f"127.0.0.1:{grpc_port}"
+            grpc_port, agents_port = free_port(), free_port()
+            mapper, agents = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{agents_port}"
             self.spawn("mapper", [*self.clearance, "mapper", "--listen", mapper, "--db", str(self.workdir / "clearance.db"),
-                                  "--pods-file", str(pods_file), "--agent-token-file", str(token)])
+                                  "--pods-file", str(pods_file), "--agent-token-file", str(token),
+                                  "--agent-listen", agents, "--tls-cert", str(pki.cert), "--tls-key", str(pki.key)])
             self.wait_port(grpc_port, "mapper")
-            say(f"mapper listening on {mapper} (SQLite store {self.workdir / 'clearance.db'})")
-            self.spawn("agent", [*self.clearance, "agent", "--mapper", mapper, "--pods-file", str(pods_file),
-                                 "--token-file", str(token), "--metrics-port", "0",
+            self.wait_port(agents_port, "mapper")
+            say(f"mapper listening on {mapper} (SQLite store {self.workdir / 'clearance.db'}); "
+                f"agents report to {agents} over TLS")
+            self.spawn("agent", [*self.clearance, "agent", "--mapper", agents, "--mapper-ca", str(pki.ca_cert),
+                                 "--pods-file", str(pods_file), "--token-file", str(token), "--metrics-port", "0",
                                  "--endpoint", f"blob={azurite.endpoint_template('blob')}"])
             say("node agent started: eBPF uprobes on OpenSSL (SSL_write/SSL_read and their _ex forms)")
             time.sleep(3)
