@@ -144,6 +144,7 @@ def test_otterize_compat_adds_its_label_and_group() -> None:
         ({**REQUIRED, "mapper": {"persistence": {"size": "lots"}}}, "/mapper/persistence/size"),
         ({**REQUIRED, "azure": {**REQUIRED["azure"], "allowedScopes": ["/providers/x"]}}, "/azure/allowedScopes/0"),
         ({**REQUIRED, "nodagent": {}}, "nodagent"),
+        ({**REQUIRED, "mapper": {"agentPort": 70000}}, "/mapper/agentPort"),
     ],
 )
 def test_schema_rejects_bad_values_naming_them(values: dict[str, Any], message: str) -> None:
@@ -176,10 +177,12 @@ def test_otterize_crd_only_on_request() -> None:
 def test_mapper_is_reachable_only_by_agents_and_keeps_its_store() -> None:
     docs = kinds(render(REQUIRED))
     policy = docs["NetworkPolicy/clearance-mapper"]["spec"]
-    grpc_rule = policy["ingress"][0]
-    assert grpc_rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "clearance",
-                                                                   "app.kubernetes.io/component": "agent"}}}]
-    assert grpc_rule["ports"] == [{"port": 9090, "protocol": "TCP"}]
+    agents_rule = policy["ingress"][0]
+    assert agents_rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "clearance",
+                                                                     "app.kubernetes.io/component": "agent"}}}]
+    assert agents_rule["ports"] == [{"port": 9091, "protocol": "TCP"}]
+    # The query port (9090) has no rule: only `kubectl port-forward` reaches it.
+    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [9091, 8080]
     assert "PersistentVolumeClaim/clearance-mapper" in docs
     volumes = docs["Deployment/clearance-mapper"]["spec"]["template"]["spec"]["volumes"]
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "clearance-mapper"}} in volumes
@@ -193,3 +196,49 @@ def test_webhook_certificate_change_restarts_the_operator() -> None:
     assert hook["clientConfig"]["caBundle"] == secret["ca.crt"]
     annotations = docs["Deployment/clearance-operator"]["spec"]["template"]["metadata"]["annotations"]
     assert annotations["checksum/webhook-tls"]
+
+
+def test_agents_report_over_tls_to_the_mapper_certificate() -> None:
+    docs = kinds(render({**REQUIRED, "mapper": {"agentPort": 9500}}))
+    secret = docs["Secret/clearance-mapper-tls"]
+    assert secret["type"] == "kubernetes.io/tls" and set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    mapper = docs["Deployment/clearance-mapper"]["spec"]["template"]
+    assert mapper["metadata"]["annotations"]["checksum/mapper-tls"]
+    container = mapper["spec"]["containers"][0]
+    assert {"--listen=0.0.0.0:9090", "--agent-listen=0.0.0.0:9500", "--tls-cert=/etc/clearance/mapper-tls/tls.crt",
+            "--tls-key=/etc/clearance/mapper-tls/tls.key"} <= set(container["args"])
+    assert {"name": "agents", "containerPort": 9500} in container["ports"]
+    assert {"name": "tls", "mountPath": "/etc/clearance/mapper-tls", "readOnly": True} in container["volumeMounts"]
+    tls_volume = next(v for v in mapper["spec"]["volumes"] if v["name"] == "tls")
+    assert tls_volume["secret"]["secretName"] == "clearance-mapper-tls"
+    assert {i["key"] for i in tls_volume["secret"]["items"]} == {"tls.crt", "tls.key"}
+    service_ports = {p["name"]: p["port"] for p in docs["Service/clearance-mapper"]["spec"]["ports"]}
+    assert service_ports["agents"] == 9500 and service_ports["grpc"] == 9090
+    policy_ports = [p["port"] for rule in docs["NetworkPolicy/clearance-mapper"]["spec"]["ingress"] for p in rule["ports"]]
+    assert 9500 in policy_ports and 9090 not in policy_ports
+
+    agent = docs["DaemonSet/clearance-agent"]["spec"]["template"]["spec"]
+    args = agent["containers"][0]["args"]
+    assert "--mapper=clearance-mapper.clearance-system.svc:9500" in args
+    assert "--mapper-ca=/var/run/secrets/clearance/mapper-ca.crt" in args
+    sources = [s for v in agent["volumes"] if "projected" in v for s in v["projected"]["sources"] if "secret" in s]
+    assert sources == [{"secret": {"name": "clearance-mapper-tls", "items": [{"key": "ca.crt", "path": "mapper-ca.crt"}]}}]
+    assert not any(v.get("secret", {}).get("secretName") == "clearance-mapper-tls" for v in agent["volumes"])
+
+
+def test_mapper_certificate_names_the_service_the_agents_dial() -> None:
+    import base64
+
+    from cryptography import x509
+
+    data = kinds(render(REQUIRED))["Secret/clearance-mapper-tls"]["data"]
+    cert = x509.load_pem_x509_certificate(base64.b64decode(data["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "clearance-mapper.clearance-system.svc" in names
+    ca = x509.load_pem_x509_certificate(base64.b64decode(data["ca.crt"]))
+    cert.verify_directly_issued_by(ca)
+
+
+def test_agent_port_must_differ_from_the_query_port() -> None:
+    with pytest.raises(Exception, match="mapper.agentPort must differ"):
+        render({**REQUIRED, "mapper": {"agentPort": 9090}})

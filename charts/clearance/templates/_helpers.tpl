@@ -13,8 +13,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- printf "%s/%s:%s" $root.Values.image.registry $img.repository (default $root.Chart.AppVersion $root.Values.image.tag) -}}
 {{- end -}}
 
+{{- define "clearance.mapperHost" -}}
+{{- printf "clearance-mapper.%s.svc" .Release.Namespace -}}
+{{- end -}}
+
+{{- /* The agents' port of the mapper (TLS; its certificate names clearance.mapperHost). */ -}}
 {{- define "clearance.mapperAddress" -}}
-{{- printf "clearance-mapper.%s.svc:%d" .Release.Namespace (int .Values.mapper.grpcPort) -}}
+{{- printf "%s:%d" (include "clearance.mapperHost" .) (int .Values.mapper.agentPort) -}}
 {{- end -}}
 
 {{- define "clearance.podSecurity" -}}
