@@ -19,9 +19,10 @@ import grpc
 import pytest
 
 from beds.certs import TestPKI, make_pki
+from clearance.mapper.transport import load_server_tls, serve_agents
 from clearance.nodeagent.reporter import Reporter
 from clearance.v1 import report_pb2, report_pb2_grpc
-from test_mapper_support import BLOBS, TOKEN, call, pods_file
+from test_mapper_support import BLOBS, TOKEN, call, pods_file, running_mapper
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEARANCE = [str(ROOT / ".venv" / "bin" / "clearance")] if (ROOT / ".venv/bin/clearance").exists() else [
@@ -174,3 +175,30 @@ def test_bad_tls_flags_stop_the_mapper_naming_the_flag(tmp_path: Path, test_pki:
     err = _start_fails(tmp_path, *agents, env={"CLEARANCE_TLS_CERT": str(test_pki.cert)})  # env equivalent
     assert "--tls-key" in err
     assert str(test_pki.key.read_text()) not in err
+
+
+def test_the_charts_certificate_serves_the_name_the_agents_dial(tmp_path: Path) -> None:
+    """The Secret the chart makes, used as the chart wires it: the mapper serves tls.crt/tls.key,
+    the agent verifies with ca.crt the host of --mapper=clearance-mapper.<ns>.svc:<agentPort>."""
+    import base64
+
+    from test_chart import REQUIRED, kinds, render
+
+    docs = kinds(render(REQUIRED))
+    data = docs["Secret/clearance-mapper-tls"]["data"]
+    for key in ("tls.crt", "tls.key", "ca.crt"):
+        (tmp_path / key).write_bytes(base64.b64decode(data[key]))
+    dialled = next(a for a in docs["DaemonSet/clearance-agent"]["spec"]["template"]["spec"]["containers"][0]["args"]
+                   if a.startswith("--mapper="))
+    host = dialled.removeprefix("--mapper=").rpartition(":")[0]
+    tls = load_server_tls(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
+    with running_mapper(tmp_path) as running:
+        server, port = serve_agents(running.mapper, "127.0.0.1:0", tls)
+        r = reporter(f"127.0.0.1:{port}", mapper_ca=str(tmp_path / "ca.crt"), server_name=host)
+        try:
+            r.submit([call()])
+            assert wait_for(lambda: r.sent_batches == 1)
+        finally:
+            r.close()
+            server.stop(None).wait()
+        assert [i.workload.name for i in running.list().intents] == ["web"]
