@@ -122,6 +122,21 @@ def _columns(rows: list[tuple[str, ...]], out: TextIO, chunk: int = 8192) -> Non
         out.write("".join([fmt % r for r in rows[i:i + chunk]]))
 
 
+def _workload_label(raw: bytes) -> str:
+    """KIND/NAME of a serialised Workload; its usual layout (kind, then name, each shorter than
+    128 bytes) is read directly, which is much cheaper than parsing a small message."""
+    n = len(raw)
+    if n >= 2 and raw[0] == 0x0A and raw[1] < 128:
+        end = 2 + raw[1]
+        if end + 2 <= n and raw[end] == 0x12 and raw[end + 1] < 128 and end + 2 + raw[end + 1] == n:
+            try:
+                return raw[2:end].decode() + "/" + raw[end + 2:].decode()
+            except UnicodeDecodeError:
+                pass
+    w = intents_pb2.Workload.FromString(raw)
+    return f"{w.kind}/{w.name}"
+
+
 def write_table(data: bytes, out: TextIO, now_ms: int) -> None:
     """The kubectl-style table of a serialised ListIntentsResponse."""
     resp = wire.ListView.FromString(data)
@@ -138,8 +153,7 @@ def write_table(data: bytes, out: TextIO, now_ms: int) -> None:
             raw = i.workload
             wl = workloads.get(raw)
             if wl is None:
-                w = intents_pb2.Workload.FromString(raw)
-                wl = workloads[raw] = f"{w.kind}/{w.name}"
+                wl = workloads[raw] = _workload_label(raw)
             last = i.last_seen_unix_ms
             a = ages.get(last)
             if a is None:

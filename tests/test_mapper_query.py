@@ -257,3 +257,13 @@ def test_the_kept_list_is_patched_to_exactly_what_a_fresh_encoding_gives(tmp_pat
         assert kept == fresh and b"applied" in kept
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind, name", [("Deployment", "web"), ("", "node-1"), ("Pod", ""), ("", ""),
+                                        ("Job", "n" * 200), ("K" * 130, "x"), ("Pod", "naïve-ünïcode")])
+def test_workload_label_reads_any_serialised_workload(kind: str, name: str) -> None:
+    from clearance.mapper.commands import _workload_label
+
+    raw = intents_pb2.Workload(kind=kind, name=name).SerializeToString()
+    assert _workload_label(raw) == f"{kind}/{name}"
+    assert _workload_label(raw + b"\x18\x01") == f"{kind}/{name}"  # an unknown field: the parser's way
