@@ -151,6 +151,16 @@ def run_until(cap, done, rounds: int = 100) -> None:  # noqa: ANN001
 @pytest.fixture
 def tls_server(test_pki: TestPKI) -> Iterator[int]:
     """A local TLS server answering every request with a 200 (the reader side)."""
+    yield from serve_tls(test_pki, 0.0)
+
+
+@pytest.fixture
+def distant_tls_server(test_pki: TestPKI) -> Iterator[int]:
+    """The same, 0.3 s away: it starts each handshake after that long, as a remote endpoint would."""
+    yield from serve_tls(test_pki, 0.3)
+
+
+def serve_tls(test_pki: TestPKI, delay_s: float) -> Iterator[int]:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(test_pki.cert, test_pki.key)
     srv = socket.create_server(("127.0.0.1", 0))
@@ -164,6 +174,7 @@ def tls_server(test_pki: TestPKI) -> Iterator[int]:
             except OSError:
                 continue
             try:
+                stop.wait(delay_s)
                 with ctx.wrap_socket(conn, server_side=True) as s:
                     s.settimeout(2)
                     data = b""
@@ -491,3 +502,219 @@ def test_node_with_static_openssl(fake_pods: FakePods, azurite: Azurite, tmp_pat
     assert b"PUT /nodecontainer?restype=container HTTP/1.1" in lines, lines
     assert all(e.cgroup_id == pod.cgroup_id for e in col.of(pod.pid))
     assert col.of(pod.pid, Direction.READ)[0].data.startswith(b"HTTP/1.1 ")
+
+
+# -- load hints: scan schedule (no eBPF) ----------------------------------------------------------
+def test_scan_schedule_debounces_retries_and_stops_when_found() -> None:
+    from clearance.nodeagent.capture.scan_schedule import ScanSchedule
+
+    s = ScanSchedule(delays_s=(0.01, 0.1, 0.3), scans_per_s=1000)
+    s.hint(7, 100.0)
+    s.hint(7, 100.001)                   # already waiting: no extra scans
+    assert s.next_due(100.0) == pytest.approx(100.01)
+    assert s.due(100.005) == []
+    assert s.due(100.01) == [7]          # debounced first attempt
+    assert s.due(100.05) == []
+    assert s.due(100.1) == [7]           # retry, timed from the first hint
+    s.found(7, 100.1)
+    assert s.due(100.5) == [] and s.next_due(100.5) is None and s.waiting() == 0
+    s.hint(7, 100.2)                     # just handled: cooling down
+    assert s.waiting() == 0
+    s.hint(7, 101.2)
+    assert s.waiting() == 1
+    s.found(7, 101.2)
+    s.hint(8, 200.0)
+    assert [s.due(t) for t in (200.01, 200.1, 200.3, 201.0)] == [[8], [8], [8], []]  # gives up after the last
+    assert s.hints == 5
+
+
+def test_scan_schedule_is_bounded() -> None:
+    from clearance.nodeagent.capture.scan_schedule import ScanSchedule
+
+    s = ScanSchedule(delays_s=(0.0,), max_pids=3, scans_per_s=20)  # bursts of 2 scans
+    for pid in range(10):
+        s.hint(pid, 0.0)
+    assert s.waiting() == 3 and s.dropped == 7
+    assert s.due(0.0) == [0, 1]          # the rest wait for tokens
+    assert s.next_due(0.0) == pytest.approx(0.05)
+    assert s.due(0.05) == [2]
+    with pytest.raises(ValueError, match="delays_s"):
+        ScanSchedule(delays_s=(0.3, 0.1))
+    with pytest.raises(ValueError, match="max_pids"):
+        ScanSchedule(max_pids=0)
+
+
+def test_symbol_found_when_its_name_is_the_tail_of_another() -> None:
+    """Linkers share string-table tails: st_name may point into the middle of a longer name."""
+    import struct as st
+
+    from clearance.nodeagent.capture.elf_symbols import _first_function
+
+    strtab = b"\0my_SSL_write\0SSL_read\0"
+    def sym(name_off: int, value: int, info: int = 0x12, shndx: int = 14) -> bytes:
+        return st.pack("<IBBHQQ", name_off, info, 0, shndx, value, 8)
+    syms = sym(0, 0, 0, 0) + sym(1, 0x1000) + sym(4, 0x2000, shndx=0) + sym(4, 0x3000, info=0x11) + sym(4, 0x4000) \
+        + sym(14, 0x5000)
+    assert _first_function(syms, strtab, b"SSL_write") == 0x4000   # undefined and non-function entries skipped
+    assert _first_function(syms, strtab, b"my_SSL_write") == 0x1000
+    assert _first_function(syms, strtab, b"SSL_read") == 0x5000
+    assert _first_function(syms, strtab, b"SSL_peek") is None
+    assert _first_function(syms[:-1], strtab, b"SSL_read") is None  # a truncated last entry is not read
+
+
+# -- load hints: the real program -----------------------------------------------------------------
+class RecordingSchedule:
+    """A ScanSchedule that also remembers which pids were hinted."""
+
+    def __new__(cls) -> object:
+        from clearance.nodeagent.capture.scan_schedule import ScanSchedule
+
+        class Recording(ScanSchedule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.pids: set[int] = set()
+
+            def hint(self, pid: int, now: float) -> None:
+                self.pids.add(pid)
+                super().hint(pid, now)
+
+        return Recording()
+
+
+def hint_capture(col: Collector, **kw: object):  # noqa: ANN201
+    need(os.geteuid() == 0, "eBPF needs root")
+    from clearance.nodeagent.capture import Capture
+
+    cap = Capture(col, rescan_interval_s=1e9, **kw)  # the periodic rescan never comes: only hints find libraries
+    try:
+        cap.start()
+    except Exception as e:  # noqa: BLE001
+        need(False, f"cannot load the capture program: {e}")
+    return cap
+
+
+def test_open_of_a_libssl_path_hints_that_pid_only(tmp_path: Path) -> None:
+    col, schedule = Collector(), RecordingSchedule()
+    cap = hint_capture(col, schedule=schedule)
+    try:
+        assert cap.stats()["load_hints"] is True
+        names = {"libssl.so.3": True, "libssl.so": True, "libssl.so.1.1": True, "libssl.so.3.bak": False,
+                 "xlibssl.so.3": False, "libssl3.so": False, "libcrypto.so.3": False}
+        for name in names:
+            (tmp_path / name).write_bytes(b"not an ELF file")
+        procs = {name: subprocess.Popen(["cat", str(tmp_path / name)], stdout=subprocess.DEVNULL) for name in names}
+        for p in procs.values():
+            p.wait()
+        relative = subprocess.Popen(["cat", "libssl.so.1.1"], cwd=tmp_path, stdout=subprocess.DEVNULL)
+        relative.wait()
+        want = {procs[n].pid for n, hinted in names.items() if hinted} | {relative.pid}
+        run_until(cap, lambda: want <= schedule.pids, rounds=50)
+        assert {n for n, p in procs.items() if p.pid in schedule.pids} == {n for n, h in names.items() if h}
+        assert relative.pid in schedule.pids
+        assert cap.stats()["hints_dropped"] == 0
+    finally:
+        cap.close()
+
+
+ONE_SHOT = """
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+c = http.client.HTTPSConnection("localhost", int(sys.argv[1]), context=ctx, timeout=10)
+c.request("GET", "/oneshot/" + sys.argv[3] + "?restype=container", headers={"Host": "acct.blob.core.windows.net"})
+print(c.getresponse().status)
+"""
+
+
+@pytest.mark.parametrize("load_hints", [True, False])
+def test_one_request_of_a_short_lived_process_on_a_new_libssl_file(distant_tls_server: int, test_pki: TestPKI,
+                                                                    tmp_path: Path, load_hints: bool) -> None:
+    """A process that maps a libssl file never seen before, makes ONE request at once and exits.
+
+    The server is 0.3 s away (as Azure is some tens of ms): the library must be probed by the time the
+    handshake is done. bench/agent_library_discovery.py measures the margin without that help.
+
+    With load hints the request is captured; without them (periodic rescan only, never due here) it is
+    not: the control shows the capture is the hints' doing.
+    """
+    col = Collector()
+    cap = hint_capture(col, load_hints=load_hints)
+    try:
+        libdir = tmp_path / "lib"
+        libdir.mkdir()
+        shutil.copy(LIBSSL, libdir / "libssl.so.3")  # a new inode: nothing has it probed
+        stop = threading.Event()
+        poller = threading.Thread(target=lambda: [cap.poll(50) for _ in iter(stop.is_set, True)], daemon=True)
+        poller.start()
+        try:
+            tag = uuid_hex()
+            out = subprocess.run([sys.executable, "-c", ONE_SHOT, str(distant_tls_server), str(test_pki.ca_cert), tag],
+                                 env={**os.environ, "LD_LIBRARY_PATH": str(libdir)}, capture_output=True, text=True,
+                                 timeout=60, check=True)
+            assert out.stdout.strip() == "200"
+            mine = [a for a in cap.attachments() if a.library.pathname.startswith(str(libdir))]
+            if load_hints:
+                assert [a.found_by for a in mine] == ["hint"], cap.stats()
+                wanted = f"GET /oneshot/{tag}?restype=container HTTP/1.1".encode()
+                for _ in range(100):
+                    if any(e.data.startswith(wanted) for e in col.events):
+                        break
+                    stop.wait(0.05)
+            else:
+                assert mine == []
+        finally:
+            stop.set()
+            poller.join(10)
+        got = [e for e in col.events if e.data.startswith(f"GET /oneshot/{tag}".encode())]
+        assert len(got) == (1 if load_hints else 0), [e.data[:60] for e in col.events]
+        if load_hints:
+            assert b"host: acct.blob.core.windows.net" in got[0].data.lower()
+            reads = [e for e in col.events if e.pid == got[0].pid and e.direction == Direction.READ]
+            assert [r.data.split(b"\r\n", 1)[0] for r in reads] == [b"HTTP/1.1 200 OK"]
+    finally:
+        cap.close()
+
+
+def test_one_request_of_a_fresh_node_binary(distant_tls_server: int, test_pki: TestPKI, tmp_path: Path) -> None:
+    """A node executable never seen before (OpenSSL linked in): its exec hints it; its one request is captured."""
+    node = shutil.which("node")
+    need(node is not None, "node is not installed")
+    col = Collector()
+    cap = hint_capture(col)
+    try:
+        bindir = tmp_path / "bin"
+        bindir.mkdir()
+        shutil.copy(node, bindir / "node")
+        tag = uuid_hex()
+        js = ("const https=require('https'),fs=require('fs');"
+              "https.get({host:'127.0.0.1',servername:'localhost',port:+process.argv[1],path:'/node-oneshot/'+process.argv[3],"
+              "headers:{Host:'acct.blob.core.windows.net'},ca:fs.readFileSync(process.argv[2])},"
+              "r=>{console.log(r.statusCode);r.resume();r.on('end',()=>process.exit(0))})"
+              ".on('error',e=>{console.error(e.message);process.exit(2)})")
+        stop = threading.Event()
+        poller = threading.Thread(target=lambda: [cap.poll(50) for _ in iter(stop.is_set, True)], daemon=True)
+        poller.start()
+        try:
+            out = subprocess.run([str(bindir / "node"), "-e", js, str(distant_tls_server), str(test_pki.ca_cert), tag],
+                                 capture_output=True, text=True, timeout=60)
+            assert (out.returncode, out.stdout.strip()) == (0, "200"), out.stderr
+            wanted = f"GET /node-oneshot/{tag}".encode()
+            for _ in range(100):
+                if any(e.data.startswith(wanted) for e in col.events):
+                    break
+                stop.wait(0.05)
+        finally:
+            stop.set()
+            poller.join(10)
+        assert [a.found_by for a in cap.attachments() if a.library.pathname.startswith(str(bindir))] == ["hint"]
+        # Node may call SSL_write with the request before the (slow) handshake is done and again after:
+        # entry probes see each attempt.
+        lines = [e.data.split(b"\r\n", 1)[0] for e in col.events if e.data.startswith(wanted)]
+        assert lines and set(lines) == {wanted + b" HTTP/1.1"}, lines
+    finally:
+        cap.close()
+
+
+def uuid_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:12]

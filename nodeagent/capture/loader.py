@@ -16,6 +16,8 @@ import re
 import struct
 import time
 from collections.abc import Callable
+import queue
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -97,6 +99,7 @@ class Capture:
         self._hint_scans = 0
         self._hint_attaches = 0
         self._bpf: Any = None
+        self._detacher: Detacher | None = None
         self._attached: dict[tuple[str, int], Attachment] = {}
         self._unusable: set[tuple[str, int]] = set()
         self._pinned: set[tuple[str, int]] = set()  # attached on request: rescans keep them
@@ -163,15 +166,21 @@ class Capture:
     def close(self) -> None:
         """Detach everything and free the program (idempotent)."""
         self.detach_all()
+        if self._detacher is not None:
+            self._detacher.close()
+            self._detacher = None
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
 
     def detach_all(self) -> None:
-        """Detach from every library; the next ``rescan()`` (or ``poll()`` when due) attaches again."""
+        """Detach from every library, and return when the probes are gone; the next ``rescan()`` (or
+        ``poll()`` when due) attaches again."""
         self._pinned.clear()
         for key in list(self._attached):
             self._detach(key)
+        if self._detacher is not None:
+            self._detacher.flush()
 
     def __enter__(self) -> "Capture":
         self.start()
@@ -199,6 +208,8 @@ class Capture:
         else:
             self._bpf.perf_buffer_poll(timeout_ms)
         self.scan_hinted()
+        if self._detacher is not None:
+            self._detacher.pause(self.schedule.waiting() > 0)
         if time.monotonic() >= self._next_scan:
             self.rescan()
 
@@ -323,17 +334,13 @@ class Capture:
                                                "symbols": len(att.symbols), "found_by": found_by}})
 
     def _detach(self, key: tuple[str, int]) -> None:
+        """Forget the library now; its probes go away in the background (see Detacher)."""
         att = self._attached.pop(key)
-        self._close_fds(att.fds)
+        if self._detacher is None:
+            self._detacher = Detacher()
+        self._detacher.submit(att.fds)
+        att.fds.clear()
         log.info("detached", extra={"fields": {"path": att.library.pathname}})
-
-    @staticmethod
-    def _close_fds(fds: list[int]) -> None:
-        from bcc import lib as libbcc
-
-        for fd in fds:
-            libbcc.bpf_close_perf_event_fd(fd)
-        fds.clear()
 
     # -- introspection ---------------------------------------------------------------------
     def kernel_counters(self) -> tuple[int, int]:
@@ -377,3 +384,54 @@ class Capture:
             "hint_scans": self._hint_scans,
             "hint_attaches": self._hint_attaches,
         }
+
+
+class Detacher:
+    """Closes probe fds on a background thread, one at a time, while not ``paused``.
+
+    Removing a uprobe makes the kernel wait out an RCU grace period (~0.1 s per probe on 6.x) while it
+    holds the lock that creating one needs. Closing on the poll thread would hold up event delivery
+    and load hints for about a second per library; closing while a hinted process waits for its
+    library to be probed would delay that attach behind every queued close. So closes happen here,
+    and pause while hinted scans are pending (an attach then waits for one close at most).
+    """
+
+    def __init__(self) -> None:
+        self._may_close = threading.Event()
+        self._may_close.set()
+        self._fds: queue.SimpleQueue[int | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="uprobe-detach", daemon=True)
+        self._thread.start()
+
+    def submit(self, fds: list[int]) -> None:
+        for fd in fds:
+            self._fds.put(fd)
+
+    def pause(self, paused: bool) -> None:
+        if paused:
+            self._may_close.clear()
+        else:
+            self._may_close.set()
+
+    def flush(self) -> None:
+        """Return when everything queued so far is closed."""
+        done = threading.Event()
+        self._may_close.set()
+        self._fds.put(done)
+        done.wait()
+
+    def close(self) -> None:
+        """Close everything still queued, then stop the thread."""
+        self._may_close.set()
+        self._fds.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        from bcc import lib as libbcc
+
+        while (item := self._fds.get()) is not None:
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            self._may_close.wait()
+            libbcc.bpf_close_perf_event_fd(item)
