@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -98,11 +99,17 @@ def main() -> int:
             rpc.n = len(resp.intents)  # type: ignore[attr-defined]
             return time.perf_counter() - t
 
+        cli_cpu = []
+
         def cli() -> float:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             subprocess.run([clearance, "intents", "list", "-A", "--mapper", f"127.0.0.1:{port}"], check=True,
                            stdout=subprocess.DEVNULL, cwd="/", env=env)
-            return time.perf_counter() - t
+            wall = time.perf_counter() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cli_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            return wall
 
         first = rpc()
         fresh_rpc, cached_rpc, fresh_cli, cached_cli = [], [], [], []
@@ -123,8 +130,8 @@ def main() -> int:
         print(f"ListIntents over {rpc.n:,} intents: first {first:.2f} s; after a new report (computed) "  # type: ignore[attr-defined]
               f"median {median(fresh_rpc):.2f} s; unchanged store (cached) median {median(cached_rpc):.2f} s")
         print(f"clearance intents list -A (table to /dev/null), wall: after a new report median "
-              f"{median(fresh_cli):.2f} s; unchanged store median {median(cached_cli):.2f} s "
-              f"(interpreter start-up ~{startup:.2f} s)")
+              f"{median(fresh_cli):.2f} s; unchanged store median {median(cached_cli):.2f} s; "
+              f"its own CPU median {median(cli_cpu):.2f} s (interpreter start-up ~{startup:.2f} s)")
         print(f"mapper peak RSS: {hwm / 1024:.0f} MB (now {rss / 1024:.0f} MB)")
         with open("/proc/loadavg") as f:
             print(f"load average: {' '.join(f.read().split()[:3])} on {os.cpu_count()} CPUs")
