@@ -267,3 +267,50 @@ def test_workload_label_reads_any_serialised_workload(kind: str, name: str) -> N
     raw = intents_pb2.Workload(kind=kind, name=name).SerializeToString()
     assert _workload_label(raw) == f"{kind}/{name}"
     assert _workload_label(raw + b"\x18\x01") == f"{kind}/{name}"  # an unknown field: the parser's way
+
+
+def test_lists_taken_while_batches_are_written_are_each_a_consistent_state(tmp_path: Path) -> None:
+    """Every response equals a fresh encoding of some committed state; the last one, the final state."""
+    import threading
+
+    store = Store(tmp_path / "m.db")
+    cache = ListCache()
+    index = AppliedIndex()
+    done = threading.Event()
+    listed = threading.Event()  # the writer goes on once a list was taken since its last batch
+    failures: list[BaseException] = []
+    seen: set[int] = set()
+
+    def writer() -> None:
+        try:
+            for n in range(30):
+                listed.wait(30)
+                listed.clear()
+                b = Batch()
+                for w in range(n % 7, n % 7 + 5):
+                    b.permissions[(f"ns{w % 3}", "Deployment", f"app{w}", f"{CONT}{n % 11}", f"{B}/read", 1)] = \
+                        [1, T + n, T + n, T + n if n % 5 == 0 else 0, 0 if n % 5 == 0 else T + n]
+                store.ingest(b, agent_id="w", sequence=n + 1, accepted=5)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        while not done.is_set():
+            with store.view() as v:
+                kept, fresh = cache.get(v, index, b""), encode_list(v, index)
+                seen.add(v.generation)
+            listed.set()
+            assert kept == fresh
+        t.join()
+        assert not failures
+        with store.view() as v:
+            assert cache.get(v, index, b"") == encode_list(v, index)
+            final = build_intents(v, index)
+    finally:
+        store.close()
+    assert len(seen) > 10  # the lists really were taken between writes
+    assert sum(e.calls for e in final) == 30 * 5
