@@ -187,3 +187,35 @@ def test_two_pods_attributed_restart_and_no_secrets(azurite: Azurite, fake_pods:
     for secret in (canary.encode(), b"eyJ", b"Bearer ey", b"sig="):
         assert secret not in wire, secret
         assert secret not in logs, secret
+
+
+def test_first_call_of_a_process_on_a_new_libssl_file_is_reported(azurite: Azurite, fake_pods: FakePods, receiver,
+                                                                    agent_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    """A pod whose libssl is a file the agent has never seen (its own image's copy), loaded only when
+    the work starts: its very first call is reported, not only those after the next periodic rescan."""
+    import shutil
+
+    rec, port = receiver
+    libdir = tmp_path / "image-lib"
+    libdir.mkdir()
+    shutil.copy("/lib/x86_64-linux-gnu/libssl.so.3", libdir / "libssl.so.3")
+    go = tmp_path / "go"
+    pod = fake_pods.start("shop", "oneshot", [sys.executable, str(CLIENT), "--service", "blob",
+                                              "--url", azurite.blob_url("path"), "--ca", str(azurite.ca_cert),
+                                              "--go", str(go), "--late-import"],
+                          env={"LD_LIBRARY_PATH": str(libdir)}, service_account="oneshot-sa",
+                          owner=("Job", "oneshot"))
+    pods_file = fake_pods.pods_file(tmp_path / "pods.yaml")
+    agent = agent_factory(["--mapper", f"127.0.0.1:{port}", "--pods-file", str(pods_file),
+                           "--endpoint", f"blob={azurite.endpoint_template('blob', 'path')}"])
+    agent.wait_started()
+    go.touch()  # now it imports ssl (mapping the copy) and makes its calls at once
+    assert '"op": "create_container", "ok": true' in pod.check()
+    first = lambda: [c for c in of_pod(rec.calls(), pod)  # noqa: E731
+                     if c.method == "PUT" and c.query.get("restype") == "container"]
+    assert wait_for(lambda: bool(first())), (rec.calls(), agent.log_path.read_text()[-3000:])
+    (call,) = first()
+    assert (call.caller.pod_name, call.caller.service_account, call.service, call.status) == \
+        ("oneshot", "oneshot-sa", "blob", 201)
+    assert str(libdir) in agent.log_path.read_text()  # attached to the copy: the log names it
+    assert agent.stop() == 0
