@@ -2,7 +2,9 @@
 resolve its workload, and aggregate per (workload, scope, permission) in memory before one upsert.
 
 Calls from pods not known yet are kept (in the store, as their call signature) and replayed by
-:meth:`Ingestor.resolve_pending` once the pod appears.
+:meth:`Ingestor.resolve_pending` once the pod appears. So are calls the agent sent as the host's
+but with a pod uid (it could not resolve the pod in time): by uid, else the node's Host after
+``uid_pending_expiry_s``.
 """
 from __future__ import annotations
 
@@ -62,10 +64,13 @@ class Ingestor:
     """
 
     def __init__(self, store: Store, resolver: Resolver | None, *, classify: Classifier | None = None,
-                 max_calls: int = 100_000) -> None:
+                 max_calls: int = 100_000, uid_pending_expiry_s: float = 3600.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.resolver = resolver
         self.max_calls = max_calls
+        self.uid_pending_expiry_s = uid_pending_expiry_s
+        self._clock = clock
         self._classify = classify or _default_classifier()
         self._sigs: dict[bytes, Classified | str] = {}
         self._pending_lock = threading.Lock()
@@ -173,7 +178,7 @@ class Ingestor:
         except DecodeError:
             return "caller is not a valid Caller message"
         if caller.host:
-            return host_workload(caller.node or node)
+            return self._host_caller(caller.node or node, caller.pod_uid)
         if not caller.namespace or not caller.pod_name:
             return "caller needs namespace and pod_name (or host=true)"
         if len(caller.namespace) > 253 or len(caller.pod_name) > 253 or len(caller.pod_uid) > 253:
@@ -183,6 +188,20 @@ class Ingestor:
                                      caller.owner_kind, caller.owner_name))
         wl = self.resolver.resolve(caller.namespace, caller.pod_name, caller.pod_uid)
         return wl if wl is not None else PendingPod(caller.namespace, caller.pod_name, caller.pod_uid)
+
+    def _host_caller(self, node: str, uid: str) -> WorkloadRef | PendingPod | str:
+        """A host caller with a pod uid is a pod the agent could not resolve in time: its workload by
+        uid, else kept pending (as ``PendingPod("", node, uid)``: no pod has an empty namespace)
+        until the pod appears or ``uid_pending_expiry_s`` passes, and only then the node's Host."""
+        if not uid:
+            return host_workload(node)
+        if len(uid) > 253 or len(node) > 253:
+            return "caller pod_uid/node longer than 253 characters"
+        by_uid = getattr(self.resolver, "resolve_uid", None)
+        if by_uid is None:  # no pod source that knows uids
+            return host_workload(node)
+        wl = by_uid(uid)
+        return wl if wl is not None else PendingPod("", node, uid)
 
     def _signature(self, sig: bytes) -> Classified | str:
         """Validate and classify one call signature (cached)."""
@@ -237,8 +256,15 @@ class Ingestor:
         with self._pending_lock:
             batch = Batch()
             done: list[PendingKey] = []
+            expired_before = int((self._clock() - self.uid_pending_expiry_s) * 1000)
             for (ns, pod, uid, sig), (calls, first, last) in self.store.pending():
-                wl = self.resolver.resolve(ns, pod, uid)
+                if ns:
+                    wl = self.resolver.resolve(ns, pod, uid)
+                else:  # a host caller with a uid (see _host_caller); ``pod`` holds the node
+                    by_uid = getattr(self.resolver, "resolve_uid", None)
+                    wl = by_uid(uid) if by_uid is not None else None
+                    if wl is None and first < expired_before:
+                        wl = host_workload(pod)
                 if wl is None:
                     continue
                 try:

@@ -55,6 +55,10 @@ class Resolver(Protocol):
 
     def on_pod_added(self, callback: Callable[[], None]) -> None: ...
 
+    def resolve_uid(self, uid: str) -> WorkloadRef | None:
+        """The workload of the pod with this uid, when known (calls the agent sent with only a uid)."""
+        ...
+
 
 def top_owner(pod: PodInfo, lookup: Callable[[str, str, str], tuple[str, str] | None] | None = None) -> WorkloadRef:
     """The pod's workload. ``lookup(kind, namespace, name)`` returns the controller of a ReplicaSet/Job
@@ -118,6 +122,9 @@ class PodsFileResolver:
         if uid and (ref := self._by_uid.get(uid)) is not None:
             return ref
         return self._by_name.get((namespace, pod))
+
+    def resolve_uid(self, uid: str) -> WorkloadRef | None:
+        return self._by_uid.get(uid) if uid else None
 
 
 def load_pods_file(path: Path) -> list[PodInfo]:
@@ -245,6 +252,16 @@ class KubeResolver:
             miss.delay = min(miss.delay * 2, self._retry_max)
             miss.next_try = now + miss.delay
             return self._expire_pending(key, miss, now)
+
+    def resolve_uid(self, uid: str) -> WorkloadRef | None:
+        """A cached or recently deleted pod with this uid (the API cannot be asked by uid)."""
+        if not uid:
+            return None
+        for pod_uid, ref in list(self._pods.values()):
+            if pod_uid == uid:
+                return ref
+        with self._lock:
+            return next((ref for (_, _, u), (ref, _) in self._departed.items() if u == uid), None)
 
     def _expire_pending(self, key: tuple[str, str, str], miss: _Miss, now: float) -> WorkloadRef | None:
         """None while the pod may still appear; the bare pod once it has been unknown too long (lock held)."""

@@ -179,3 +179,28 @@ def test_applied_intents_follow_the_watch(kube_server):
         _wait(lambda: applied.index.lookup("shop", "Deployment", "web") is None, "the deletion to be seen")
     finally:
         applied.stop()
+
+
+def test_host_calls_with_a_pod_uid_resolve_through_the_watch(kube_server, tmp_path):
+    """The agent reports host=true with only a pod uid when it could not resolve the pod in time."""
+    resolver = KubeResolver(kube_server.api_client())
+    store = Store(tmp_path / "m.db")
+    ingestor = Ingestor(store, resolver)
+    resolver.start()
+    try:
+        kube_server.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": "late-0", "namespace": "shop", "ownerReferences": _owner("StatefulSet", "late", "apps/v1")},
+            "spec": {"serviceAccountName": "default", "containers": [{"name": "app", "image": "app"}]}})
+        uid = kube_server.get("v1", "Pod", "shop", "late-0")["metadata"]["uid"]
+        _wait(lambda: resolver.known("shop", "late-0"), "the watch to see the pod")
+        c = call(count=2)
+        c.caller.CopyFrom(report_pb2.Caller(host=True, node="node-1", pod_uid=uid))
+        unknown = call(count=1)
+        unknown.caller.CopyFrom(report_pb2.Caller(host=True, node="node-1", pod_uid="uid-not-a-pod"))
+        ingestor.report(report_pb2.ReportRequest(agent_id="a", sequence=1, calls=[c, unknown]))
+        rows = store.permissions()
+        assert [(r.namespace, r.kind, r.name, r.calls) for r in rows] == [("shop", "StatefulSet", "late", 2)]
+        assert store.counts()["pending"] == 1  # the unknown uid is kept, not given to the Host yet
+    finally:
+        resolver.stop()
+        store.close()

@@ -11,6 +11,7 @@ import pytest
 
 from clearance.mapper.store import Store
 from clearance.mapper.web import serve_web
+from clearance.v1 import report_pb2
 from test_mapper_support import BLOBS, CONTAINER_SCOPE, TOKEN, call, pods_file, running_mapper
 
 
@@ -162,3 +163,54 @@ def test_json_api(tmp_path):
     assert doc["metadata"] == {"name": "client-intents-for-web", "namespace": "shop"}
     assert {n["type"] for n in graph["nodes"]} == {"workload", "scope"} and len(graph["edges"]) == 2
     assert bad.value.code == 400 and "status" in json.loads(bad.value.read())["error"]
+
+
+def _host_call_with_uid(uid: str, node: str = "node-7", **kw) -> report_pb2.ObservedCall:
+    """A call the agent attributed to the host because it could not resolve the pod of ``uid`` in time."""
+    c = call(**kw)
+    c.caller.CopyFrom(report_pb2.Caller(host=True, node=node, pod_uid=uid, container="app"))
+    return c
+
+
+def test_host_call_with_a_known_pod_uid_goes_to_that_pods_workload(tmp_path):
+    with running_mapper(tmp_path) as m:
+        m.report([_host_call_with_uid("uid-web-7d4b9c6f5-abcde", count=3)])
+        out = m.list()
+    assert _entries(out) == [("shop", "Deployment", "web", CONTAINER_SCOPE, (),
+                              (f"{BLOBS}/read",), "missing", 3)]
+
+
+def test_host_call_with_an_unknown_uid_is_kept_until_the_pod_appears(tmp_path):
+    with running_mapper(tmp_path) as m:
+        m.report([_host_call_with_uid("uid-batch-1", count=4)])
+        assert not m.list().intents  # neither the Host nor dropped: kept
+        assert m.mapper.store.counts()["pending"] == 1
+        pods_file(m.pods, [("shop", "web-7d4b9c6f5-abcde", "ReplicaSet", "web-7d4b9c6f5"),
+                           ("jobs", "batch-1", "StatefulSet", "batch")])
+        assert m.mapper.ingestor.resolver.reload(force=True)
+        out = m.list()
+        assert m.mapper.store.counts()["pending"] == 0
+    assert _entries(out) == [("jobs", "StatefulSet", "batch", CONTAINER_SCOPE, (),
+                              (f"{BLOBS}/read",), "missing", 4)]
+
+
+def test_host_call_with_a_uid_never_seen_falls_back_to_the_host_after_the_expiry(tmp_path):
+    with running_mapper(tmp_path) as m:
+        ing = m.mapper.ingestor
+        t = int(time.time() * 1000)
+        m.report([_host_call_with_uid("uid-gone", node="node-9", count=2, first=t - 1000, last=t)])
+        assert ing.resolve_pending() == 0  # within the expiry: still kept
+        assert m.mapper.store.counts()["pending"] == 1
+        ing._clock = lambda: time.time() + ing.uid_pending_expiry_s + 5  # the clock is the ingestor's own input
+        assert ing.resolve_pending() == 1
+        out = m.list()
+        assert m.mapper.store.counts()["pending"] == 0
+    assert _entries(out) == [("", "Host", "node-9", CONTAINER_SCOPE, (), (f"{BLOBS}/read",), "missing", 2)]
+
+
+def test_host_call_with_an_oversized_uid_is_refused(tmp_path):
+    with running_mapper(tmp_path) as m:
+        with pytest.raises(grpc.RpcError) as err:
+            m.report([_host_call_with_uid("u" * 300)])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "pod_uid" in err.value.details()
