@@ -9,6 +9,11 @@ this process with a polling thread, as ``clearance agent`` does. Prints, per mod
 maxima of: process start -> library attached, first hint -> attached, attached -> the process's
 first write (positive: probed in time), and how many first requests were captured.
 
+Then what the hints cost every other process: the ``sys_enter`` raw tracepoint runs on every system
+call on the node. ``dd bs=1`` (one read and one write per byte) and a loop of opens of a file
+(``openat`` is where the program reads the path), timed with the hints loaded and without, in
+alternating rounds; prints the median added ns per system call.
+
     .venv/bin/python bench/agent_library_discovery.py [--trials 10] [--rescan 2.0] [--linger 2.5]
 """
 from __future__ import annotations
@@ -109,16 +114,49 @@ def run(mode: bool, trials: int, rescan: float, linger: float) -> None:
             print(f"  {label}: never")
 
 
+def syscall_cost(rounds: int, count: int) -> None:
+    from clearance.nodeagent.capture import Capture
+
+    opens = "import os,sys\nfor _ in range(int(sys.argv[1])): os.close(os.open('/etc/hostname', os.O_RDONLY))"
+    jobs = {"read/write (dd bs=1)": (["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={count}"], 2 * count),
+            "openat+close (python)": ([sys.executable, "-c", opens, str(count // 4)], 2 * (count // 4))}
+
+    def timed(argv: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t
+
+    modes = {"exec hint only": {"open_hints": False}, "exec + open hints": {"open_hints": True}}
+    added: dict[tuple[str, str], list[float]] = {(j, m): [] for j in jobs for m in modes}
+    for _ in range(rounds):
+        for mode, kw in modes.items():
+            cap = Capture(lambda ev: None, rescan_interval_s=1e9, **kw)
+            cap.start()
+            try:
+                with_hints = {name: timed(argv) for name, (argv, _n) in jobs.items()}
+            finally:
+                cap.close()
+            for name, (argv, calls) in jobs.items():
+                added[(name, mode)].append((with_hints[name] - timed(argv)) / calls * 1e9)
+    for (name, mode), vals in added.items():
+        print(f"cost to every process, {mode:17}, {name}: median {statistics.median(vals):+5.0f} ns per "
+              f"system call ({rounds} rounds)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--rescan", type=float, default=2.0, help="periodic rescan interval, seconds (the agent's)")
     ap.add_argument("--linger", type=float, default=2.5, help="seconds each process stays after its write")
+    ap.add_argument("--cost-rounds", type=int, default=3, help="rounds of the system-call cost (0: skip)")
+    ap.add_argument("--cost-count", type=int, default=1_000_000, help="bytes dd copies one by one per round")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (eBPF)")
     run(False, a.trials, a.rescan, a.linger)
     run(True, a.trials, a.rescan, a.linger)
+    if a.cost_rounds:
+        syscall_cost(a.cost_rounds, a.cost_count)
 
 
 if __name__ == "__main__":

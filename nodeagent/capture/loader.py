@@ -75,14 +75,17 @@ class Capture:
     """Uprobe-based plaintext capture of HTTP/1.x over OpenSSL, for every process on the node.
 
     ``on_event`` is called from ``poll()`` with each TlsEvent. ``stats()`` reports lost events and
-    attached libraries. ``load_hints=False`` leaves discovery to the periodic rescan alone.
+    attached libraries. ``load_hints=False`` leaves discovery to the periodic rescan alone;
+    ``open_hints=False`` keeps the exec hint (node) but not the open hint (libssl): the open hint's
+    ``sys_enter`` tracepoint puts every system call on the node through the kernel's slow path
+    (~+240 ns per call on a 6.x VM whose calls cost ~630 ns; bench/agent_library_discovery.py).
     """
 
     def __init__(self, on_event: Callable[[TlsEvent], None], *, ring_pages: int = 256,
                  rescan_interval_s: float = 2.0, proc: Path = Path("/proc"),
                  use_ringbuf: bool | None = None, attach_self: bool = False,
                  entry_past_prologue: bool = True, program: Path | None = None, load_hints: bool = True,
-                 schedule: ScanSchedule | None = None) -> None:
+                 schedule: ScanSchedule | None = None, open_hints: bool = True) -> None:
         if ring_pages <= 0 or ring_pages & (ring_pages - 1):
             raise ValueError(f"ring_pages must be a power of two, not {ring_pages}")
         self.on_event = on_event
@@ -94,6 +97,7 @@ class Capture:
         self.entry_past_prologue = entry_past_prologue  # False: every probe at its symbol (to compare)
         self.program = program or layout.HERE / "tls_capture.bpf.c"  # another version, to compare
         self.load_hints = load_hints
+        self.open_hints = open_hints
         self.schedule = schedule or ScanSchedule()
         self._hints_active = False
         self._hint_scans = 0
@@ -152,7 +156,8 @@ class Capture:
         """Attach the load-watch raw tracepoints; without them discovery falls back to the periodic rescan."""
         try:
             self._bpf.attach_raw_tracepoint(tp=b"sched_process_exec", fn_name=b"on_exec")
-            self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"on_sys_enter")
+            if self.open_hints:
+                self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"on_sys_enter")
             self._hints_active = True
         except Exception as e:  # noqa: BLE001 - bcc raises bare Exception
             log.warning("load hints unavailable; new TLS libraries are found by the periodic rescan only",
