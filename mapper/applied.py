@@ -4,8 +4,8 @@ not parse are skipped with a warning naming the reason.
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,22 +23,40 @@ from clearance.operator.api import (
     scope_key,
 )
 
+from .builtin_roles import Role, builtin_role, matches
+
 log = logging.getLogger("clearance.mapper.applied")
 
 SOURCES = ((GROUP, VERSION), (OTTERIZE_GROUP, OTTERIZE_VERSION))
 
 
+# A scope in full form naming a storage account or vault: (subscription, resource group, resource key).
+_FULL_RESOURCE = re.compile(
+    r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)"
+    r"(/providers/(?:microsoft\.storage/storageaccounts|microsoft\.keyvault/vaults)/[^/]+)(?:/|$)")
+# The account or vault of a scope key (scope_key drops subscription and resource group for them).
+_RESOURCE_KEY = re.compile(r"^(/providers/(?:microsoft\.storage/storageaccounts|microsoft\.keyvault/vaults)/[^/]+)")
+_ANCESTORS_MAX = 100_000
+_unknown_roles_logged: set[str] = set()
+
+
 @dataclass
 class Grants:
-    """Permissions applied at one scope key (lower case; may hold '*' wildcards)."""
+    """Permissions applied at one scope key (lower case; may hold '*' wildcards), and the known
+    built-in roles assigned there."""
 
     actions: set[str] = field(default_factory=set)
     data_actions: set[str] = field(default_factory=set)
+    roles: list[Role] = field(default_factory=list)
 
     def covers(self, permission: str, data: bool) -> bool:
         pool = self.data_actions if data else self.actions
         p = permission.lower()
-        return p in pool or any("*" in a and fnmatch.fnmatchcase(p, a) for a in pool)
+        return (p in pool or any("*" in a and matches(p, a) for a in pool)
+                or any(r.grants(p, data) for r in self.roles))
+
+    def covers_by_role(self, permission: str, data: bool) -> bool:
+        return any(r.grants(permission, data) for r in self.roles)
 
 
 @dataclass
@@ -47,33 +65,87 @@ class WorkloadIntents:
 
     documents: list[ClientIntents] = field(default_factory=list)
     by_scope: dict[str, Grants] = field(default_factory=dict)
+    index: AppliedIndex | None = field(default=None, repr=False, compare=False)
 
     def covers(self, scope: str, permission: str, data: bool) -> bool:
-        """Applied at this scope or at an ancestor scope (Azure role assignments inherit downwards)."""
-        key = scope_key(scope)
-        while key:
+        """Applied at this scope or at an ancestor scope (Azure role assignments inherit downwards),
+        through listed permissions or a known built-in role."""
+        keys = self.index.ancestors(scope) if self.index is not None else _ancestors(scope, {})
+        for key in keys:
             g = self.by_scope.get(key)
             if g is not None and g.covers(permission, data):
                 return True
-            key = key.rpartition("/")[0]
         return False
+
+    def covers_by_role(self, scope: str, permission: str, data: bool) -> bool:
+        """Granted through a built-in role at this scope or an ancestor."""
+        keys = self.index.ancestors(scope) if self.index is not None else _ancestors(scope, {})
+        return any((g := self.by_scope.get(k)) is not None and g.covers_by_role(permission, data) for k in keys)
+
+
+def _ancestors(scope: str, homes: dict[str, set[tuple[str, str]]]) -> tuple[str, ...]:
+    """The scope keys a grant at which covers ``scope``: itself and each parent; for a storage
+    account or vault also its resource group and subscription, when the scope names them (full
+    form) or ``homes`` knows them for the account or vault without doubt."""
+    key = scope_key(scope)
+    out = []
+    k = key
+    while k:
+        out.append(k)
+        k = k.rpartition("/")[0]
+    full = _FULL_RESOURCE.match(scope.strip().lower())
+    if full is not None:
+        home: tuple[str, str] | None = (full.group(1), full.group(2))
+    else:
+        r = _RESOURCE_KEY.match(key)
+        known = homes.get(r.group(1)) if r is not None else None
+        home = next(iter(known)) if known is not None and len(known) == 1 else None
+    if home is not None and key.startswith("/providers/"):
+        out += [f"/subscriptions/{home[0]}/resourcegroups/{home[1]}", f"/subscriptions/{home[0]}"]
+    return tuple(out)
 
 
 class AppliedIndex:
-    """(namespace, workload name) -> what is applied; kinds are compared when the document sets one."""
+    """(namespace, workload name) -> what is applied; kinds are compared when the document sets one.
+
+    Every full-form scope of a storage account or vault, in any document, teaches where that
+    account or vault lives (subscription, resource group); a grant there covers its scopes too."""
 
     def __init__(self, docs: Iterable[ClientIntents] = ()) -> None:
         self._by_workload: dict[tuple[str, str], WorkloadIntents] = {}
+        self._homes: dict[str, set[tuple[str, str]]] = {}  # account/vault key -> {(subscription, rg)}
+        self._ancestors: dict[str, tuple[str, ...]] = {}
         for d in docs:
             self.add(d)
 
     def add(self, ci: ClientIntents) -> None:
-        wi = self._by_workload.setdefault((ci.namespace, ci.workload.name), WorkloadIntents())
+        wi = self._by_workload.setdefault((ci.namespace, ci.workload.name), WorkloadIntents(index=self))
         wi.documents.append(ci)
         for _, t in ci.azure_targets:
+            full = _FULL_RESOURCE.match(t.scope.strip().lower())
+            if full is not None:
+                self._homes.setdefault(full.group(3), set()).add((full.group(1), full.group(2)))
+                self._ancestors.clear()
             g = wi.by_scope.setdefault(scope_key(t.scope), Grants())
             g.actions.update(a.lower() for a in t.actions)
             g.data_actions.update(d.lower() for d in t.data_actions)
+            for name in t.roles:
+                role = builtin_role(name)
+                if role is not None:
+                    g.roles.append(role)
+                elif name.strip().lower() not in _unknown_roles_logged:
+                    _unknown_roles_logged.add(name.strip().lower())
+                    log.info("a ClientIntents names a role Clearance does not know; the permissions it "
+                             "grants are shown missing", extra={"fields": {"role": name[:128]}})
+
+    def ancestors(self, scope: str) -> tuple[str, ...]:
+        """The scope keys whose grants cover ``scope`` (cached per scope)."""
+        keys = self._ancestors.get(scope)
+        if keys is None:
+            if len(self._ancestors) >= _ANCESTORS_MAX:
+                self._ancestors.clear()
+            keys = self._ancestors[scope] = _ancestors(scope, self._homes)
+        return keys
 
     def lookup(self, namespace: str, kind: str, name: str) -> WorkloadIntents | None:
         wi = self._by_workload.get((namespace, name))

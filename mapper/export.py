@@ -2,8 +2,9 @@
 
 The document keeps the name of the one ClientIntents already applied for the workload (so that
 applying the export updates it), else ``client-intents-for-<workload>``. Applied targets are kept
-(roles, Key Vault policies, non-Azure targets included); discovered permissions are added to the
-Azure target of the same scope in actions mode, or to a new target. Order is deterministic.
+(roles, Key Vault policies, non-Azure targets included); discovered permissions not applied yet
+are added to the Azure target of the same scope in actions mode, or to a new target (those already
+applied, through a built-in role or at a wider scope, add nothing). Order is deterministic.
 """
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def merged(namespace: str, kind: str, name: str, entries: list[Intent], applied:
                 a.actions = sorted(set(a.actions) | set(t.azure.actions))
                 a.data_actions = sorted(set(a.data_actions) | set(t.azure.data_actions))
     for e in entries:
+        if e.status == "applied":  # already granted by an applied target (a role, a wider scope, a wildcard)
+            continue
         a = azure.setdefault(scope_key(e.scope), AzureTarget(scope=e.scope))
         a.actions = sorted(set(a.actions) | set(e.actions))
         a.data_actions = sorted(set(a.data_actions) | set(e.data_actions))
