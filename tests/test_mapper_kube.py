@@ -204,3 +204,28 @@ def test_host_calls_with_a_pod_uid_resolve_through_the_watch(kube_server, tmp_pa
     finally:
         resolver.stop()
         store.close()
+
+
+def test_roles_and_wider_scopes_count_as_applied_and_export_adds_nothing_for_them(kube_server, tmp_path):
+    kube_server.create(crd_manifest())
+    kube_server.create({"apiVersion": "clearance.dev/v1", "kind": "ClientIntents",
+                        "metadata": {"name": "web-intents", "namespace": "shop"},
+                        "spec": {"workload": {"name": "web", "kind": "Deployment"}, "targets": [
+                            {"azure": {"scope": "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Storage/"
+                                                "storageAccounts/shopdata", "roles": ["Storage Blob Data Reader"]}},
+                            {"azure": {"scope": "/subscriptions/s1/resourceGroups/rg1",
+                                       "dataActions": [f"{BLOBS}/add/action"]}},
+                            {"azure": {"scope": CONTAINER_SCOPE, "roles": ["Storage Blob Data Superuser"]}}]}})
+    applied = AppliedIntents(kube_server.api_client())
+    applied.refresh()
+    with running_mapper(tmp_path, applied=applied) as m:
+        m.report([call(count=5),  # blobs/read: the role at the account
+                  call(method="PUT", headers={"x-ms-blob-type": "BlockBlob", "if-none-match": "*"}),  # add: the RG
+                  call(method="PUT", headers={"x-ms-blob-type": "BlockBlob"})])  # blobs/write: missing
+        got = [(i.status, tuple(i.data_actions)) for i in m.list(namespace="shop").intents]
+        assert got == [("applied", (f"{BLOBS}/add/action", f"{BLOBS}/read")), ("missing", (f"{BLOBS}/write",))]
+        doc = m.mapper.export("shop")[0].document
+    assert validate_document(doc) == []
+    added = [t["azure"] for t in doc["spec"]["targets"] if t["azure"]["scope"] == CONTAINER_SCOPE and "roles" not in t["azure"]]
+    assert added == [{"scope": CONTAINER_SCOPE, "dataActions": [f"{BLOBS}/write"]}]  # no read, no add/action
+    assert len(doc["spec"]["targets"]) == 4  # the three applied, kept, and the one for what is missing
