@@ -321,7 +321,11 @@ class Capture:
             if sym not in offsets:
                 continue
             skip = 0 if on_return else points[sym]
-            prog = self._bpf.load_func(fn, BPF.KPROBE)
+            try:
+                prog = self._bpf.load_func(fn, BPF.KPROBE)
+            except Exception:  # noqa: BLE001 - bcc raises bare Exception; e.g. an older program (to compare)
+                log.warning("no such BPF function", extra={"fields": {"function": fn, "symbol": sym}})
+                continue
             ev_name = f"{'r' if on_return else 'p'}_clr_{tag}_{offsets[sym] + skip:x}".encode()
             fd = libbcc.bpf_attach_uprobe(prog.fd, 1 if on_return else 0, ev_name, lib.open_path.encode(),
                                           offsets[sym] + skip, -1)
@@ -361,8 +365,13 @@ class Capture:
 
         if self._bpf is None:
             return {}
-        fns = sorted({fn for _sym, fn, _ret, _req in PROBES})
-        return {fn: program_run_stats(self._bpf.load_func(fn, BPF.KPROBE).fd)[1:] for fn in fns}
+        out = {}
+        for fn in sorted({fn for _sym, fn, _ret, _req in PROBES}):
+            try:
+                out[fn] = program_run_stats(self._bpf.load_func(fn, BPF.KPROBE).fd)[1:]
+            except Exception:  # noqa: BLE001 - not in this (older) program
+                continue
+        return out
 
     def probe_points(self) -> dict[str, list[str]]:
         """{library path: probed symbols}, an entry probe moved past the prologue as ``SYMBOL+N``."""
