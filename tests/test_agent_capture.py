@@ -593,11 +593,12 @@ def hint_capture(col: Collector, **kw: object):  # noqa: ANN201
     return cap
 
 
-def test_open_of_a_libssl_path_hints_that_pid_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ring", [True, False], ids=["ringbuf", "perf"])
+def test_open_of_a_libssl_path_hints_that_pid_only(tmp_path: Path, ring: bool) -> None:
     col, schedule = Collector(), RecordingSchedule()
-    cap = hint_capture(col, schedule=schedule)
+    cap = hint_capture(col, schedule=schedule, use_ringbuf=ring)
     try:
-        assert cap.stats()["load_hints"] is True
+        assert cap.stats()["load_hints"] is True and cap.stats()["transport"] == ("ringbuf" if ring else "perf")
         names = {"libssl.so.3": True, "libssl.so": True, "libssl.so.1.1": True, "libssl.so.3.bak": False,
                  "xlibssl.so.3": False, "libssl3.so": False, "libcrypto.so.3": False}
         for name in names:

@@ -161,7 +161,7 @@ def test_two_pods_attributed_restart_and_no_secrets(azurite: Azurite, fake_pods:
                     canary)
     ledger_uid_holder.append(ledger)
     fake_pods.pods_file(pods_file)
-    time.sleep(1.5)  # the pods file is re-read at most once a second; the agent rescans libraries every 2 s
+    time.sleep(1.5)  # the pods file is re-read at most once a second
     go3.touch()
     ledger.check()
     assert wait_for(lambda: len(of_pod(rec.calls(), ledger)) >= 4), (rec.calls(), agent.log_path.read_text()[-3000:])
