@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +136,18 @@ def run_mapper(args: argparse.Namespace) -> int:
 def pending_loop(mapper: Mapper, stop: threading.Event) -> None:
     """Until ``stop``: re-read the pods file and retry calls kept for pods not known yet."""
     resolver = mapper.ingestor.resolver
-    while not stop.wait(1.0 if isinstance(resolver, PodsFileResolver) else PENDING_RETRY_SECONDS):
+    pods_file = isinstance(resolver, PodsFileResolver)
+    last_retry = time.monotonic()
+    while not stop.wait(1.0 if pods_file else PENDING_RETRY_SECONDS):
         try:
-            if isinstance(resolver, PodsFileResolver):
+            if pods_file:
                 try:
                     resolver.reload()
                 except ValueError as exc:
                     log.warning("pods file not reloaded", extra={"fields": {"error": str(exc)}})
-            elif mapper.store.has_pending():
+            # Also without a new pod: kept calls expire to the Host workload after their deadline.
+            if time.monotonic() - last_retry >= PENDING_RETRY_SECONDS and mapper.store.has_pending():
+                last_retry = time.monotonic()
                 mapper.ingestor.resolve_pending()
         except Exception:  # noqa: BLE001 - keep serving
             log.exception("pending-call resolution failed")
