@@ -53,3 +53,63 @@ def test_image_layout_runs_its_command(dockerfile: str, tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=image_root, timeout=60)
     assert out.returncode == 0, out.stderr
     assert f"usage: clearance {command}" in out.stdout
+
+
+COMPONENT_SOURCES = {
+    "nodeagent/Dockerfile": ["nodeagent", "clearance/common", "clearance/cli.py", "proto"],
+    "mapper/Dockerfile": ["mapper", "operator/api", "clearance/common", "clearance/cli.py", "proto"],
+    "operator/Dockerfile": ["operator", "clearance/common", "clearance/cli.py"],
+}
+
+
+def _third_party_imports(paths: list[str]) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for rel in paths:
+        base = ROOT / rel
+        for file in [base] if base.is_file() else base.rglob("*.py"):
+            for node in ast.walk(ast.parse(file.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in {"clearance", "bcc", "__future__"}}
+
+
+def _closure(requirements: set[str]) -> set[str]:
+    import importlib.metadata as md
+    import re as _re
+
+    seen: set[str] = set()
+    todo = list(requirements)
+    while todo:
+        name = _re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            reqs = md.requires(name) or []
+        except md.PackageNotFoundError:
+            continue
+        todo += [_re.split(r"[ ;<>=!~\[]", r, maxsplit=1)[0] for r in reqs if "extra ==" not in r]
+    return seen
+
+
+@pytest.mark.parametrize("dockerfile", sorted(IMAGES))
+def test_image_requirements_cover_its_imports_with_the_projects_pins(dockerfile: str) -> None:
+    import importlib.metadata as md
+    import re as _re
+
+    component = dockerfile.split("/")[0]
+    pins = dict(line.strip().split("==") for line in (ROOT / component / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    root_pins = dict(line.strip().split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+                     if "==" in line and not line.startswith("#"))
+    for name, version in pins.items():
+        assert root_pins.get(name) == version, f"{component}/requirements.txt pins {name}=={version}, requirements.txt does not"
+    available = _closure(set(pins))
+    distributions = md.packages_distributions()
+    for module in sorted(_third_party_imports(COMPONENT_SOURCES[dockerfile])):
+        dists = {_re.sub(r"[-_.]+", "-", d).lower() for d in distributions.get(module, [])}
+        assert dists & available, f"{dockerfile}: imports {module} ({dists or 'not installed'}) not in {component}/requirements.txt"
