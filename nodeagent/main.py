@@ -80,7 +80,7 @@ class Agent:
         token = _token_reader(args.token_file)
         self.pods = _pod_source(args, self.node)
         self.pipeline = Pipeline(endpoints, Attributor(self.pods, self.node), self.metrics)
-        self.capture = Capture(self.pipeline.feed)
+        self.capture = Capture(self.pipeline.feed, open_hints=getattr(args, "library_open_hints", True))
         self.reporter = Reporter(args.mapper, token, args.buffer_size, self.node, metrics=self.metrics,
                                  lost_events=self._lost, mapper_ca=args.mapper_ca, server_name=args.mapper_server_name)
         self.metrics_port = args.metrics_port

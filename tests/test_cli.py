@@ -45,3 +45,17 @@ def test_proto_stubs_are_fresh() -> None:
     out = subprocess.run([str(root / "scripts" / "gen-proto"), "--check"], capture_output=True, text=True,
                          timeout=120, env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
+
+
+def test_env_equivalent_of_a_negative_switch() -> None:
+    import os
+
+    from clearance.cli import build_parser
+
+    assert build_parser().parse_args(["agent", "--mapper", "m:1"]).library_open_hints is True
+    assert build_parser().parse_args(["agent", "--mapper", "m:1", "--no-library-open-hints"]).library_open_hints is False
+    os.environ["CLEARANCE_NO_LIBRARY_OPEN_HINTS"] = "true"
+    try:
+        assert build_parser().parse_args(["agent", "--mapper", "m:1"]).library_open_hints is False
+    finally:
+        del os.environ["CLEARANCE_NO_LIBRARY_OPEN_HINTS"]

@@ -15,7 +15,7 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, *, env: bool = True, **
     """Add ``flag`` whose default comes from its ``CLEARANCE_*`` variable when that is set.
 
     Repeatable flags (``action="append"``) read a comma-separated list from the variable.
-    Boolean switches (``action="store_true"``) accept 1/true/yes/on.
+    Boolean switches (``store_true``/``store_false``) take 1/true/yes/on to mean "the switch is given".
     """
     if env:
         name = env_name(flag)
@@ -24,8 +24,9 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, *, env: bool = True, **
         kwargs["help"] = f"{help_text} [env {name}]".strip()
         if raw is not None:
             action = kwargs.get("action")
-            if action == "store_true":
-                kwargs["default"] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            if action in ("store_true", "store_false"):
+                truthy = raw.strip().lower() in {"1", "true", "yes", "on"}
+                kwargs["default"] = truthy if action == "store_true" else not truthy
             elif action == "append":
                 kwargs["default"] = [item.strip() for item in raw.split(",") if item.strip()]
             else:
