@@ -3,11 +3,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-IGNORED_REASONS = (
-    "not_http", "http2", "tls_in_tls", "binary", "truncated", "oversized", "malformed",
-    "not_azure", "unpaired_response", "evicted", "dedupe_overflow",
-)
-
 
 class Metrics:
     """The agent's counters; pass one instance to the pipeline, the reporter and the capture."""

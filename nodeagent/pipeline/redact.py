@@ -207,10 +207,6 @@ def _api_version_items(query: str) -> tuple[tuple[str, str], ...]:
     return ()
 
 
-def _keep_api_version(query: str) -> dict[str, str]:
-    return dict(_api_version_items(query))
-
-
 def _storage_query_items(query: str) -> tuple[tuple[str, str], ...]:
     if not query:
         return ()
@@ -235,11 +231,6 @@ def _storage_query_items(query: str) -> tuple[tuple[str, str], ...]:
         else:
             out[key] = "*"
     return tuple(sorted(out.items())) if len(out) > 1 else tuple(out.items())
-
-
-def storage_query(query: str) -> dict[str, str]:
-    """Only the operation-identifying query keys; SAS and unknown keys never survive."""
-    return dict(_storage_query_items(query))
 
 
 def reduce_source(value: str, matcher: EndpointMatcher) -> str:
@@ -296,9 +287,3 @@ def _storage_header_items(headers: dict[str, str], matcher: EndpointMatcher) -> 
             out.append((key, _first_segment(value)))
     out.sort()
     return tuple(out)
-
-
-def storage_headers(headers: dict[str, str], matcher: EndpointMatcher) -> dict[str, str]:
-    """Only operation-identifying headers; Authorization and Cookie never survive, copy-source
-    authorization only as its presence."""
-    return dict(_storage_header_items(headers, matcher))
