@@ -19,7 +19,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from clearance.common import logs
 from clearance.nodeagent.metrics import Metrics
 from clearance.nodeagent.pipeline import Attributor, EndpointMatcher, Pipeline
 
@@ -124,8 +123,7 @@ class Agent:
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    """``clearance agent``: returns the process exit code."""
-    logs.setup()
+    """``clearance agent``: returns the process exit code (``clearance.cli`` has set up logging)."""
     try:
         agent = Agent(args)
     except ValueError as e:

@@ -219,3 +219,22 @@ def test_first_call_of_a_process_on_a_new_libssl_file_is_reported(azurite: Azuri
         ("oneshot", "oneshot-sa", "blob", 201)
     assert str(libdir) in agent.log_path.read_text()  # attached to the copy: the log names it
     assert agent.stop() == 0
+
+
+def test_log_level_flag_is_kept_by_the_agent(tmp_path: Path) -> None:
+    """``clearance --log-level error agent ...``: the agent does not set logging up again at info."""
+    import logging
+
+    from clearance import cli
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        rc = cli.main(["--log-level", "error", "agent", "--mapper", "127.0.0.1:1", "--metrics-port", "0",
+                       "--token-file", str(tmp_path / "missing-token")])
+        assert rc == 2  # refused the missing token file after logging was set up
+        assert root.level == logging.ERROR
+        assert len(root.handlers) == 1
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
