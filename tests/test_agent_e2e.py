@@ -238,3 +238,20 @@ def test_log_level_flag_is_kept_by_the_agent(tmp_path: Path) -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+@pytest.mark.parametrize("open_hints", [True, False])
+def test_full_rescan_is_rare_only_while_hints_find_libraries(open_hints: bool) -> None:
+    """Exec and open hints active: the /proc rescan every 30 s; without the open hint: every 2 s."""
+    need(os.geteuid() == 0, "eBPF needs root")
+    from clearance.nodeagent.capture import Capture
+
+    cap = Capture(lambda ev: None, open_hints=open_hints)
+    try:
+        cap.start()
+        st = cap.stats()
+        need(st["load_hints"], "load hints unavailable on this kernel")
+        assert st["rescan_interval_s"] == (30.0 if open_hints else 2.0)
+    finally:
+        cap.close()
+    assert Capture(lambda ev: None, load_hints=False).rescan_interval_s == 2.0

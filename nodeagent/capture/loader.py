@@ -32,6 +32,8 @@ from .run_stats import program_run_stats
 from .scan_schedule import ScanSchedule
 
 log = logging.getLogger("clearance.nodeagent.capture")
+RESCAN_S = 2.0           # the full /proc/*/maps rescan without load hints
+RESCAN_HINTED_S = 30.0   # ... while exec and open hints find new libraries at once
 
 # (symbol, BPF function, on return?, required?). Writes need only the entry (the plaintext is in the
 # buffer then), so their probe may sit past the prologue; reads need entry and return at the start.
@@ -79,10 +81,14 @@ class Capture:
     ``open_hints=False`` keeps the exec hint (node) but not the open hint (libssl): the open hint's
     ``sys_enter`` tracepoint puts every system call on the node through the kernel's slow path
     (~+240 ns per call on a 6.x VM whose calls cost ~630 ns; bench/agent_library_discovery.py).
+
+    The full /proc rescan runs every ``rescan_interval_s``; by default every ``RESCAN_HINTED_S`` while
+    both hints are active (they find new libraries; the rescan only catches what they missed) and
+    every ``RESCAN_S`` otherwise.
     """
 
     def __init__(self, on_event: Callable[[TlsEvent], None], *, ring_pages: int = 256,
-                 rescan_interval_s: float = 2.0, proc: Path = Path("/proc"),
+                 rescan_interval_s: float | None = None, proc: Path = Path("/proc"),
                  use_ringbuf: bool | None = None, attach_self: bool = False,
                  entry_past_prologue: bool = True, program: Path | None = None, load_hints: bool = True,
                  schedule: ScanSchedule | None = None, open_hints: bool = True) -> None:
@@ -90,7 +96,8 @@ class Capture:
             raise ValueError(f"ring_pages must be a power of two, not {ring_pages}")
         self.on_event = on_event
         self.ring_pages = ring_pages
-        self.rescan_interval_s = rescan_interval_s
+        self._rescan_fixed = rescan_interval_s is not None
+        self.rescan_interval_s = RESCAN_S if rescan_interval_s is None else rescan_interval_s
         self.proc = proc
         self.use_ringbuf = use_ringbuf
         self.skip_pids = frozenset() if attach_self else frozenset({os.getpid()})
@@ -159,6 +166,8 @@ class Capture:
             if self.open_hints:
                 self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"on_sys_enter")
             self._hints_active = True
+            if self.open_hints and not self._rescan_fixed:
+                self.rescan_interval_s = RESCAN_HINTED_S
         except Exception as e:  # noqa: BLE001 - bcc raises bare Exception
             log.warning("load hints unavailable; new TLS libraries are found by the periodic rescan only",
                         extra={"fields": {"error": str(e)[-300:]}})
@@ -393,6 +402,7 @@ class Capture:
             "libraries": sorted(a.library.pathname for a in self._attached.values()),
             "attached": len(self._attached),
             "load_hints": self._hints_active,
+            "rescan_interval_s": self.rescan_interval_s,
             "hints": self.schedule.hints,
             "hints_dropped": self.schedule.dropped,
             "hint_scans": self._hint_scans,
