@@ -37,7 +37,7 @@ _FULL_RESOURCE = re.compile(
 # The account or vault of a scope key (scope_key drops subscription and resource group for them).
 _RESOURCE_KEY = re.compile(r"^(/providers/(?:microsoft\.storage/storageaccounts|microsoft\.keyvault/vaults)/[^/]+)")
 _ANCESTORS_MAX = 100_000
-_unknown_roles_logged: set[str] = set()
+DEBOUNCE_SECONDS = 0.2  # watch events arriving within this long rebuild the index once
 
 
 @dataclass
@@ -109,9 +109,13 @@ class AppliedIndex:
     """(namespace, workload name) -> what is applied; kinds are compared when the document sets one.
 
     Every full-form scope of a storage account or vault, in any document, teaches where that
-    account or vault lives (subscription, resource group); a grant there covers its scopes too."""
+    account or vault lives (subscription, resource group); a grant there covers its scopes too.
 
-    def __init__(self, docs: Iterable[ClientIntents] = ()) -> None:
+    ``unknown_roles_logged`` holds the role names already logged as unknown; pass the same set to
+    each rebuild to log each name once."""
+
+    def __init__(self, docs: Iterable[ClientIntents] = (), unknown_roles_logged: set[str] | None = None) -> None:
+        self._unknown_roles_logged = set() if unknown_roles_logged is None else unknown_roles_logged
         self._by_workload: dict[tuple[str, str], WorkloadIntents] = {}
         self._homes: dict[str, set[tuple[str, str]]] = {}  # account/vault key -> {(subscription, rg)}
         self._ancestors: dict[str, tuple[str, ...]] = {}
@@ -133,8 +137,8 @@ class AppliedIndex:
                 role = builtin_role(name)
                 if role is not None:
                     g.roles.append(role)
-                elif name.strip().lower() not in _unknown_roles_logged:
-                    _unknown_roles_logged.add(name.strip().lower())
+                elif name.strip().lower() not in self._unknown_roles_logged:
+                    self._unknown_roles_logged.add(name.strip().lower())
                     log.info("a ClientIntents names a role Clearance does not know; the permissions it "
                              "grants are shown missing", extra={"fields": {"role": name[:128]}})
 
@@ -160,16 +164,25 @@ class AppliedIndex:
 
 
 class AppliedIntents:
-    """A live AppliedIndex fed from the Kubernetes API (or fixed, when no cluster is configured)."""
+    """A live AppliedIndex fed from the Kubernetes API (or fixed, when no cluster is configured).
 
-    def __init__(self, api_client: Any | None = None, *, resync_seconds: float = 30.0) -> None:
+    Each source is listed once, then watched from the list's resourceVersion (resumed from the last
+    event seen when a watch times out; listed again only when the watch fails, e.g. 410 Gone).
+    Watch events mark the index stale; one thread rebuilds it once per burst of events."""
+
+    def __init__(self, api_client: Any | None = None, *, resync_seconds: float = 30.0,
+                 debounce_seconds: float = DEBOUNCE_SECONDS) -> None:
         self._api_client = api_client
         self._resync = resync_seconds
-        self._docs: dict[tuple[str, str, str, str], ClientIntents] = {}  # (group, ns, name) -> doc
-        self._index = AppliedIndex()
+        self._debounce = debounce_seconds
+        self._docs: dict[tuple[str, str, str], ClientIntents] = {}  # (group, ns, name) -> doc
+        self._unknown_roles_logged: set[str] = set()
+        self._index = AppliedIndex(unknown_roles_logged=self._unknown_roles_logged)
         self._lock = threading.Lock()
+        self._stale = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.rebuilds = 0  # how many times the index was built (for tests and benches)
 
     @property
     def index(self) -> AppliedIndex:
@@ -178,13 +191,15 @@ class AppliedIntents:
     def start(self) -> None:
         if self._api_client is None:
             return
-        for group, version in SOURCES:
-            t = threading.Thread(target=self._loop, args=(group, version), name=f"watch-{group}", daemon=True)
+        threads = [threading.Thread(target=self._loop, args=(g, v), name=f"watch-{g}", daemon=True) for g, v in SOURCES]
+        threads.append(threading.Thread(target=self._rebuilder, name="applied-index", daemon=True))
+        for t in threads:
             t.start()
-            self._threads.append(t)
+        self._threads += threads
 
     def stop(self) -> None:
         self._stop.set()
+        self._stale.set()
 
     def refresh(self) -> None:
         """List every source once, now (used at start-up and by tests)."""
@@ -210,42 +225,87 @@ class AppliedIntents:
         return (listing.get("metadata") or {}).get("resourceVersion")
 
     def _loop(self, group: str, version: str) -> None:
-        from kubernetes import watch
-
         while not self._stop.is_set():
             try:
                 rv = self._list(group, version)
-                if rv is None and group == OTTERIZE_GROUP:
-                    self._stop.wait(self._resync)
-                    continue
-                w = watch.Watch()
-                for event in w.stream(self._api().list_cluster_custom_object, group, version, PLURAL,
-                                      timeout_seconds=int(self._resync), _request_timeout=self._resync + 5):
-                    if self._stop.is_set():
-                        w.stop()
-                        break
-                    obj = event.get("object") or {}
-                    meta = obj.get("metadata") or {}
-                    key = (group, meta.get("namespace", ""), meta.get("name", ""))
-                    with self._lock:
-                        if event.get("type") == "DELETED":
-                            self._docs.pop(key, None)
-                        elif (ci := _parse(obj)) is not None:
-                            self._docs[key] = ci
-                        self._index = AppliedIndex(self._docs.values())
+                if rv is None:
+                    if group == OTTERIZE_GROUP:
+                        self._stop.wait(self._resync)
+                        continue
+                    rv = ""  # no resourceVersion in the list: the watch replays what exists
+                while not self._stop.is_set():
+                    rv = self._watch(group, version, rv)
             except Exception as exc:  # noqa: BLE001 - API unreachable or watch expired: list again
-                log.debug("ClientIntents watch ended", extra={"fields": {"group": group, "error": str(exc)[:300]}})
+                log.debug("ClientIntents watch ended", extra={"fields": {"group": group, "error": _reason(exc)}})
                 self._stop.wait(1.0)
 
-    def _replace(self, group: str, items: list[dict[str, Any]]) -> None:
+    def _watch(self, group: str, version: str, rv: str) -> str:
+        """Follow one watch request from ``rv``; returns the resourceVersion to resume from."""
+        from kubernetes import watch
+
+        w = watch.Watch()
+        kwargs: dict[str, Any] = {"resource_version": rv} if rv else {}
+        for event in w.stream(self._api().list_cluster_custom_object, group, version, PLURAL,
+                              allow_watch_bookmarks=True, timeout_seconds=int(self._resync),
+                              _request_timeout=self._resync + 5, **kwargs):
+            if self._stop.is_set():
+                w.stop()
+                break
+            if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                self._apply(group, event["type"], event.get("object") or {})
+        return w.resource_version or rv
+
+    def _apply(self, group: str, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (group, meta.get("namespace", ""), meta.get("name", ""))
         with self._lock:
+            if kind == "DELETED":
+                if self._docs.pop(key, None) is None:
+                    return
+            elif (ci := _parse(obj)) is not None:
+                if self._docs.get(key) == ci:
+                    return
+                self._docs[key] = ci
+            elif self._docs.pop(key, None) is None:  # now invalid: no longer applied as it was
+                return
+        self._stale.set()
+
+    def _rebuilder(self) -> None:
+        while not self._stop.is_set():
+            self._stale.wait()
+            if self._stop.wait(self._debounce):
+                return
+            self._stale.clear()
+            with self._lock:
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Build the index from the documents (caller holds the lock)."""
+        self._index = AppliedIndex(self._docs.values(), self._unknown_roles_logged)
+        self.rebuilds += 1
+
+    def _replace(self, group: str, items: list[dict[str, Any]]) -> None:
+        fresh: dict[tuple[str, str, str], ClientIntents] = {}
+        for obj in items:
+            meta = obj.get("metadata") or {}
+            if (ci := _parse(obj)) is not None:
+                fresh[(group, meta.get("namespace", ""), meta.get("name", ""))] = ci
+        with self._lock:
+            if fresh == {k: v for k, v in self._docs.items() if k[0] == group}:
+                return  # unchanged: keep the index (and the caches that depend on it)
             for key in [k for k in self._docs if k[0] == group]:
                 del self._docs[key]
-            for obj in items:
-                meta = obj.get("metadata") or {}
-                if (ci := _parse(obj)) is not None:
-                    self._docs[(group, meta.get("namespace", ""), meta.get("name", ""))] = ci
-            self._index = AppliedIndex(self._docs.values())
+            self._docs.update(fresh)
+            self._rebuild()
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, without an ApiException's response headers and body."""
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _parse(obj: dict[str, Any]) -> ClientIntents | None:

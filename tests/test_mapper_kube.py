@@ -181,6 +181,29 @@ def test_applied_intents_follow_the_watch(kube_server):
         applied.stop()
 
 
+def test_the_watch_resumes_from_the_listed_version_and_rebuilds_only_on_change(kube_server):
+    kube_server.create(crd_manifest())
+    for i in range(20):
+        kube_server.create(dict(_applied_doc([], [f"{BLOBS}/read"]), metadata={"name": f"d{i}", "namespace": "shop"}))
+    applied = AppliedIntents(kube_server.api_client(), resync_seconds=1)
+    applied.start()
+    path = "/apis/clearance.dev/v1/clientintents"
+    try:
+        _wait(lambda: len(applied.index) == 20, "the list")
+        listed = applied.index
+        watches = lambda: [r for r in kube_server.requests if r.path == path and r.query.get("watch")]  # noqa: E731
+        _wait(lambda: len(watches()) >= 3, "the watch to time out and resume twice")
+        assert applied.index is listed and applied.rebuilds == 1  # nothing replayed, caches kept
+        kube_server.create(dict(_applied_doc([], [f"{BLOBS}/write"]), metadata={"name": "d20", "namespace": "shop"}))
+        _wait(lambda: len(applied.index) == 21, "the new document")
+        assert applied.rebuilds == 2
+        lists = [r for r in kube_server.requests if r.path == path and not r.query.get("watch")]
+        assert len(lists) == 1
+        assert all(int(r.query.get("resourceVersion", "0")) > 0 for r in watches())
+    finally:
+        applied.stop()
+
+
 def test_host_calls_with_a_pod_uid_resolve_through_the_watch(kube_server, tmp_path):
     """The agent reports host=true with only a pod uid when it could not resolve the pod in time."""
     resolver = KubeResolver(kube_server.api_client())
