@@ -15,6 +15,10 @@ def azure_flags(p: argparse.ArgumentParser) -> None:
     add_flag(p, "--tenant-id", help="Entra tenant (default: the subscription's)")
     add_flag(p, "--oidc-issuer", help="the cluster's OIDC issuer URL (default: read from AKS)")
     add_flag(p, "--arm-endpoint", default="https://management.azure.com", help="Azure Resource Manager endpoint")
+    add_flag(p, "--arm-ca", metavar="FILE",
+             help="PEM CA bundle to trust for ARM (private/sovereign clouds; default: REQUESTS_CA_BUNDLE, then the system store)")
+    add_flag(p, "--authority-host", metavar="URL",
+             help="Entra authority for tokens (default: AZURE_AUTHORITY_HOST, then https://login.microsoftonline.com/)")
     add_flag(p, "--allowed-scope", action="append", default=[], help="subscription or resource group intents may target (repeatable)")
     add_flag(p, "--allow-wildcards", action="store_true", help="allow * in actions/dataActions")
     add_flag(p, "--otterize-compat", action="store_true", help="also honour Otterize's label and CRD")

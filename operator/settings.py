@@ -37,7 +37,7 @@ class Settings:
     oidc_issuer: str | None = None
     arm_endpoint: str = PUBLIC_ARM
     authority_host: str = PUBLIC_AUTHORITY
-    ca_bundle: str | None = None  # extra CA for ARM (test servers); default REQUESTS_CA_BUNDLE / system
+    ca_bundle: str | None = None  # --arm-ca; default REQUESTS_CA_BUNDLE / system store
     otterize_compat: bool = False
     allowed_scopes: tuple[str, ...] = ()
     allow_wildcards: bool = False
@@ -96,13 +96,17 @@ class Settings:
                 raise SettingsError(f"{flag} {value!r} holds characters Azure does not allow")
             kw[key] = value.strip()
         for key, flag in (("arm_endpoint", "--arm-endpoint"), ("oidc_issuer", "--oidc-issuer"),
-                          ("authority_host", "AZURE_AUTHORITY_HOST")):
+                          ("authority_host", "--authority-host")):
             value = kw.get(key)
             if value is None:
                 continue
             parsed = urlparse(str(value))
             if parsed.scheme != "https" or not parsed.netloc:
                 raise SettingsError(f"{flag} must be an https:// URL, got {value!r}")
+        ca_bundle = kw.get("ca_bundle")
+        if ca_bundle is not None:
+            if not os.path.isfile(str(ca_bundle)) or not os.access(str(ca_bundle), os.R_OK):
+                raise SettingsError(f"--arm-ca {ca_bundle!r} is not a readable file")
         for scope in kw.get("allowed_scopes") or ():  # type: ignore[union-attr]
             if not str(scope).startswith("/subscriptions/"):
                 raise SettingsError(f"--allowed-scope {scope!r} must start with /subscriptions/")

@@ -194,3 +194,32 @@ def test_pacer_keeps_writes_under_the_bucket(arm_server: Any) -> None:
     run(_with(arm_server, s, many, pacer=WritePacer(burst=4, rate=5)))
     assert not arm_server.calls(status=429)
     assert len(arm_server.calls(method="PUT", status=None)) == 16
+
+
+def test_arm_ca_and_authority_host_flags_reach_azure(arm_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--arm-ca and --authority-host alone (no injected credential) are enough to talk to a private ARM."""
+    from clearance.cli import build_parser
+
+    for name, value in (("AZURE_TENANT_ID", arm_server.tenant_id), ("AZURE_CLIENT_ID", "client"),
+                        ("AZURE_CLIENT_SECRET", "secret")):
+        monkeypatch.setenv(name, value)
+    for name in ("AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLEARANCE_ARM_CA", str(arm_server.ca_cert))
+    args = build_parser().parse_args([
+        "operator", "--subscription-id", arm_server.subscription_id, "--resource-group", arm_server.resource_group,
+        "--cluster-name", arm_server.cluster_name, "--arm-endpoint", arm_server.url,
+        "--authority-host", arm_server.url + "/"])
+    settings = Settings.from_args(args)
+    assert settings.ca_bundle == str(arm_server.ca_cert)
+
+    async def go() -> Settings:
+        arm = ArmClients(settings)
+        try:
+            return await resolve_defaults(settings, arm)
+        finally:
+            await arm.close()
+
+    resolved = asyncio.run(go())
+    assert resolved.tenant_id == arm_server.tenant_id and resolved.oidc_issuer == arm_server.oidc_issuer
+    assert arm_server.calls(method="POST", path_contains="/oauth2/v2.0/token")

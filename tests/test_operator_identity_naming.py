@@ -86,10 +86,34 @@ def test_settings_from_args() -> None:
     (dict(arm_endpoint="http://plain"), "--arm-endpoint"),
     (dict(oidc_issuer="not a url"), "--oidc-issuer"),
     (dict(allowed_scope=["/resourceGroups/x"]), "--allowed-scope"),
+    (dict(authority_host="http://login.example"), "--authority-host"),
+    (dict(arm_ca="/nonexistent/ca.pem"), "--arm-ca"),
 ])
 def test_settings_errors_name_the_flag(change: dict, flag: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(flag)):
         Settings.from_args(_args(**change))
+
+
+def test_arm_ca_and_authority_host_flags(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearance.cli import build_parser
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    base = ["operator", "--subscription-id", "s1", "--resource-group", "rg", "--cluster-name", "c1"]
+    monkeypatch.delenv("AZURE_AUTHORITY_HOST", raising=False)
+    plain = Settings.from_args(build_parser().parse_args(base))
+    assert plain.ca_bundle is None and plain.authority_host == "https://login.microsoftonline.com/"
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", "https://login.env.example/")
+    assert Settings.from_args(build_parser().parse_args(base)).authority_host == "https://login.env.example/"
+    given = Settings.from_args(build_parser().parse_args(
+        base + ["--arm-ca", str(ca), "--authority-host", "https://login.flag.example/"]))
+    assert given.ca_bundle == str(ca) and given.authority_host == "https://login.flag.example/"
+    monkeypatch.setenv("CLEARANCE_ARM_CA", str(ca))
+    monkeypatch.setenv("CLEARANCE_AUTHORITY_HOST", "https://login.clearance.example/")
+    from_env = Settings.from_args(build_parser().parse_args(base))
+    assert from_env.ca_bundle == str(ca) and from_env.authority_host == "https://login.clearance.example/"
+    plan = build_parser().parse_args(["plan", "-f", "-", "--arm-ca", str(ca), "--authority-host", "https://a.example/"])
+    assert plan.arm_ca == str(ca) and plan.authority_host == "https://a.example/"
 
 
 def test_pacer_burst_then_debt() -> None:

@@ -335,10 +335,12 @@ def _default_credential(*, aio: bool, settings: Settings) -> Any:
         from azure.identity.aio import DefaultAzureCredential, WorkloadIdentityCredential
     else:
         from azure.identity import DefaultAzureCredential, WorkloadIdentityCredential  # type: ignore[assignment]
-    authority = os.environ.get("AZURE_AUTHORITY_HOST") or settings.authority_host
+    kwargs: dict[str, Any] = {"authority": settings.authority_host}  # --authority-host / AZURE_AUTHORITY_HOST
+    if settings.ca_bundle:  # a private CA for ARM (--arm-ca) also signs its authority's certificate
+        kwargs["connection_verify"] = settings.ca_bundle
     if os.environ.get("AZURE_FEDERATED_TOKEN_FILE") and os.environ.get("AZURE_CLIENT_ID"):
-        return WorkloadIdentityCredential(authority=authority)
-    return DefaultAzureCredential(authority=authority)
+        return WorkloadIdentityCredential(**kwargs)
+    return DefaultAzureCredential(**kwargs)
 
 
 # --------------------------------------------------------------------------- defaults from Azure
