@@ -27,18 +27,34 @@ POLL_MS = 100                 # the longest an event waits in the kernel buffer
 DRAIN_INTERVAL_S = 0.25       # the longest a finished call waits in the pipeline
 
 
-def _token_reader(path: str | None) -> Any:
-    """A callable returning the current token (projected tokens rotate), or None without a file."""
-    if not path:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"--token-file {path}: no such file")
+class TokenFile:
+    """The agent's token from a file, re-read only when the file changes (a projected token rotates).
 
-    def read() -> str:
-        return p.read_text().strip()
+    The file is known by (mtime_ns, size, inode): kubelet swaps a symlink to a new file. When the file
+    cannot be read for a moment (mid-rotation), the last token read is kept.
+    """
 
-    return read
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ValueError(f"--token-file {path}: no such file")
+        self._seen: tuple[int, int, int] | None = None
+        self._token = ""
+        self()
+
+    def __call__(self) -> str:
+        try:
+            st = self.path.stat()
+            seen = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if seen != self._seen:
+                self._token = self.path.read_text().strip()
+                self._seen = seen
+        except (OSError, UnicodeDecodeError) as e:
+            if self._seen is None:
+                raise ValueError(f"--token-file {self.path}: cannot read it ({type(e).__name__})") from None
+            log.warning("token file unreadable; keeping the last token", extra={"fields": {
+                "path": str(self.path), "error": type(e).__name__}})
+        return self._token
 
 
 def _pod_source(args: argparse.Namespace, node: str) -> Any:
@@ -76,7 +92,7 @@ class Agent:
         self.node = args.node_name or socket.gethostname()
         self.metrics = Metrics()
         endpoints = EndpointMatcher.from_flags(list(args.endpoint or []))
-        token = _token_reader(args.token_file)
+        token = TokenFile(args.token_file) if args.token_file else None
         self.pods = _pod_source(args, self.node)
         self.pipeline = Pipeline(endpoints, Attributor(self.pods, self.node), self.metrics)
         self.capture = Capture(self.pipeline.feed, open_hints=getattr(args, "library_open_hints", True))

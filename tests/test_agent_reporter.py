@@ -369,3 +369,42 @@ def test_bad_mapper_ca_flags_are_clear_errors(tmp_path, test_pki):
         Reporter("127.0.0.1:1", None, 10, "n", mapper_ca=str(test_pki.key))
     with pytest.raises(ValueError, match="--mapper-server-name needs --mapper-ca"):
         Reporter("127.0.0.1:1", None, 10, "n", server_name="clearance-mapper.clearance-system.svc")
+
+
+def test_token_file_is_reread_only_when_it_changes(tmp_path, mapper):
+    """Cached by (mtime_ns, size, inode): a kubelet-style rotation (a symlink swapped to a new file)
+    is picked up by the next RPC; an unchanged file is not read again; a vanished one keeps the last."""
+    import os
+
+    from clearance.nodeagent.main import TokenFile
+
+    def project(name: str, token: str) -> None:  # kubelet: write a new dir, swap the ..data symlink
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "token").write_text(token + "\n")
+        os.symlink(name, tmp_path / "..data_tmp")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+
+    project("v1", "token-one")
+    (tmp_path / "token").symlink_to("..data/token")
+    tokens = TokenFile(str(tmp_path / "token"))
+    assert tokens() == "token-one"
+
+    st = (tmp_path / "v1" / "token").stat()
+    (tmp_path / "v1" / "token").write_text("token-xxx\n")  # same size, same inode, mtime put back
+    os.utime(tmp_path / "v1" / "token", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert tokens() == "token-one"  # the cache key did not change: not read again
+
+    rx = Receiver(token="token-two")
+    rep = Reporter(f"127.0.0.1:{mapper(rx)}", tokens, 100, "node-a", backoff_initial_s=0.01, backoff_max_s=0.05)
+    try:
+        project("v2", "token-two")
+        rep.submit([call(1)])
+        assert wait_for(lambda: len(rx.requests) == 1)
+        assert rx.metadata[-1]["authorization"] == "Bearer token-two"
+    finally:
+        rep.close()
+
+    os.unlink(tmp_path / "..data")  # mid-rotation: the link is gone for a moment
+    assert tokens() == "token-two"
+    with pytest.raises(ValueError, match="--token-file"):
+        TokenFile(str(tmp_path / "token"))
