@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from clearance.operator.azure.arm import ArmClients, DefaultsError, resolve_defaults
+from clearance.operator.backoff import Backoff
 from clearance.operator.settings import Settings
+
+__all__ = ["Backoff", "StartupError", "is_permanent", "permanent_message", "resolve_at_startup"]
 
 log = logging.getLogger("clearance.operator.startup")
 
@@ -23,17 +25,6 @@ _TICK = 0.25  # seconds between looks at ``stopped()`` while waiting
 
 class StartupError(Exception):
     """A configuration error the operator cannot wait out; the message names the flag."""
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff: ``base * 2**attempt`` seconds, at most ``cap``."""
-
-    base: float = 1.0
-    cap: float = 60.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.cap, self.base * 2 ** min(attempt, 30))
 
 
 def is_permanent(error: DefaultsError) -> bool:

@@ -233,3 +233,27 @@ def test_checked_in_crd_matches_the_model() -> None:
     assert check.returncode == 0
     otterize = ROOT / "charts" / "clearance" / "otterize" / f"{PLURAL}.k8s.otterize.com.yaml"
     assert yaml.safe_load(otterize.read_text()) == crd_manifest(otterize=True)
+
+
+def test_vault_scope_one_definition() -> None:
+    from clearance.operator.api.scopes import is_vault_scope
+
+    full = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv"
+    assert is_vault_scope(full, full=True) and is_vault_scope(full.lower(), full=True)
+    assert is_vault_scope("/providers/Microsoft.KeyVault/vaults/kv")
+    assert not is_vault_scope("/providers/Microsoft.KeyVault/vaults/kv", full=True)
+    assert not is_vault_scope(full + "/secrets/x")
+    assert not is_vault_scope("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/a")
+
+
+def test_expand_offline() -> None:
+    from clearance.operator.azure.resources import ScopeError, expand_offline
+    from clearance.operator.settings import Settings
+
+    s = Settings(subscription_id="s1", resource_group="rg1", cluster_name="c")
+    assert expand_offline("/subscriptions/s9/resourceGroups/x/", s) == "/subscriptions/s9/resourceGroups/x"
+    assert expand_offline("/resourceGroups/x", s) == "/subscriptions/s1/resourceGroups/x"
+    assert (expand_offline("/providers/Microsoft.Storage/storageAccounts/a", s)
+            == "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/a")
+    with pytest.raises(ScopeError, match="must start with '/'"):
+        expand_offline("subscriptions/s1", s)

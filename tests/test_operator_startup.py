@@ -135,3 +135,9 @@ def test_transient_5xx_then_ready_without_exit(arm_server, kube_server) -> None:
         assert len(arm_server.calls(method="GET", status=503)) == 3
     finally:
         op.stop()
+
+
+def test_backoff_doubles_then_caps() -> None:
+    b = Backoff(base=0.5, cap=8.0)
+    assert [b.delay(n) for n in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert Backoff().delay(10_000) == 60.0 and Backoff().delay(-1) == 1.0

@@ -24,8 +24,8 @@ from clearance.operator.api.validation import (
     MAX_SCOPE_LEN,
     MAX_TARGETS,
     SCOPE_PATTERN,
-    VAULT_SCOPE_PATTERN,
 )
+from clearance.operator.api.scopes import VAULT_SCOPE_PATTERN
 
 #: Condition types, one condition per target.
 CONDITION_TYPES = ("Ready", "Propagating", "Failed")

@@ -16,6 +16,7 @@ from clearance.operator.api.model import (
     Target,
     Workload,
 )
+from clearance.operator.api.scopes import is_vault_scope
 
 MAX_TARGETS = 500
 MAX_PERMISSIONS = 1000
@@ -30,8 +31,6 @@ _ACTION = re.compile(ACTION_PATTERN)
 #: A scope: '/'-separated non-empty segments without spaces or control characters.
 SCOPE_PATTERN = r"^(/[^/\s]+)+$"
 _SCOPE = re.compile(SCOPE_PATTERN)
-VAULT_SCOPE_PATTERN = r"(?i)/providers/Microsoft\.KeyVault/vaults/[^/]+$"
-_VAULT_SCOPE = re.compile(VAULT_SCOPE_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _AZURE_KEYS = {"scope", "roles", "actions", "dataActions", "keyVaultPolicy"}
@@ -161,7 +160,7 @@ def _azure(path: str, raw: Any, errors: list[str]) -> AzureTarget | None:
         errors.append(f"{path}.roles: cannot be combined with actions or dataActions in one target")
     if not (roles or actions or data_actions or (policy and not policy.is_empty())):
         errors.append(f"{path}: set at least one of roles, actions, dataActions, keyVaultPolicy")
-    if policy is not None and scope and not _VAULT_SCOPE.search(scope):
+    if policy is not None and scope and not is_vault_scope(scope):
         errors.append(f"{path}.keyVaultPolicy: scope {_show(scope)} is not a Key Vault "
                       "(…/providers/Microsoft.KeyVault/vaults/<name>)")
     if len(errors) != before:

@@ -15,14 +15,14 @@ from azure.mgmt.msi.models import FederatedIdentityCredential
 
 from clearance.operator import naming
 from clearance.operator.azure.arm import ArmClients, ARM_RETRIES, is_not_found
+from clearance.operator.backoff import Backoff
 from clearance.operator.settings import Settings
 
 log = logging.getLogger("clearance.operator.federated")
 
 AUDIENCE = "api://AzureADTokenExchange"
 CONFLICT_RETRIES = 6
-CONFLICT_BACKOFF = 0.5
-CONFLICT_BACKOFF_MAX = 8.0
+CONFLICT_BACKOFF = Backoff(base=0.5, cap=8.0)
 
 
 class FederatedCredentials:
@@ -92,7 +92,6 @@ def _parent_missing(exc: HttpResponseError) -> bool:
 
 async def _with_conflict_retry(call: Any) -> Any:
     """Run ``call()``; on 409 (a concurrent writer under the same identity) wait and retry."""
-    delay = CONFLICT_BACKOFF
     for attempt in range(CONFLICT_RETRIES + 1):
         try:
             return await call()
@@ -100,6 +99,5 @@ async def _with_conflict_retry(call: Any) -> Any:
             if exc.status_code != 409 or attempt == CONFLICT_RETRIES:
                 raise
             ARM_RETRIES.labels("409").inc()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, CONFLICT_BACKOFF_MAX)
+            await asyncio.sleep(CONFLICT_BACKOFF.delay(attempt))
     raise AssertionError("unreachable")

@@ -64,6 +64,20 @@ def resource_type(scope: str) -> tuple[str, str] | None:
     return namespace, "/".join(types)
 
 
+def expand_offline(scope: str, settings: Settings) -> str:
+    """The full scope for a full or partial one without asking Azure: ``/subscriptions/...`` as is,
+    ``/resourceGroups/...`` in the configured subscription, anything else (storage accounts too)
+    in the configured subscription and resource group."""
+    scope = scope.rstrip("/")
+    if not scope.startswith("/"):
+        raise ScopeError(0, "InvalidScope", f"scope {scope!r} must start with '/'")
+    if scope.lower().startswith("/subscriptions/"):
+        return scope
+    if scope.lower().startswith("/resourcegroups/"):
+        return f"/subscriptions/{settings.subscription_id}{scope}"
+    return settings.resource_group_id + scope
+
+
 class _Ttl:
     """A small time-to-live cache."""
 
@@ -102,17 +116,11 @@ class Resources:
         ``/resourceGroups/...`` gets the configured subscription; anything else gets the
         configured subscription and resource group."""
         scope = scope.rstrip("/")
-        if not scope.startswith("/"):
-            raise ScopeError(0, "InvalidScope", f"scope {scope!r} must start with '/'")
-        if scope.lower().startswith("/subscriptions/"):
-            return scope
-        storage = _STORAGE.search(scope)
+        storage = None if scope.lower().startswith("/subscriptions/") else _STORAGE.search(scope)
         if storage:
             account_id = await self.storage_account_id(storage.group(1))
             return account_id + (storage.group(2) or "")
-        if scope.lower().startswith("/resourcegroups/"):
-            return f"/subscriptions/{self.settings.subscription_id}{scope}"
-        return self.settings.resource_group_id + scope
+        return expand_offline(scope, self.settings)
 
     async def subscriptions(self) -> list[str]:
         """IDs of the subscriptions the operator can see (cached)."""

@@ -4,20 +4,16 @@ Guardrails live here too, so the operator and ``clearance plan`` refuse the same
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from clearance.operator.api import AzureTarget, ClientIntents
+from clearance.operator.api.scopes import is_vault_scope
 from clearance.operator.azure.arm import ArmError
 from clearance.operator.azure.keyvaults import permissions_of
-from clearance.operator.azure.resources import Resources
+from clearance.operator.azure.resources import Resources, expand_offline
 from clearance.operator.azure.roles import CustomRole, custom_role
 from clearance.operator.intents.conditions import FAILED, TargetState
 from clearance.operator.settings import Settings
-
-_VAULT = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[^/]+$",
-                    re.IGNORECASE)
-
 
 @dataclass
 class TargetPlan:
@@ -30,12 +26,22 @@ class TargetPlan:
     vault_permissions: dict[str, list[str]] | None = None
 
 
+def wildcard_refusal(target: AzureTarget, settings: Settings) -> str | None:
+    """Why the wildcard guardrail refuses this target's actions/dataActions, or None."""
+    if settings.allow_wildcards:
+        return None
+    for key, perms in (("actions", target.actions), ("dataActions", target.data_actions)):
+        for perm in perms:
+            if "*" in perm:
+                return f"{key}: wildcard permission {perm!r} refused (the operator runs without --allow-wildcards)"
+    return None
+
+
 def refusal(target: AzureTarget, scope: str, settings: Settings) -> str | None:
     """Why the guardrails refuse this target at the full ``scope``, or None."""
-    if not settings.allow_wildcards:
-        for perm in target.actions + target.data_actions:
-            if "*" in perm:
-                return f"wildcard permission {perm!r} refused (the operator runs without --allow-wildcards)"
+    why = wildcard_refusal(target, settings)
+    if why:
+        return why
     if settings.allowed_scopes:
         low = scope.lower()
         if not any(low == a.lower().rstrip("/") or low.startswith(a.lower().rstrip("/") + "/")
@@ -56,13 +62,13 @@ async def plan_target(index: int, target: AzureTarget, *, intents: ClientIntents
     ``resources=None`` plans offline: partial scopes are expanded without Azure and not checked.
     """
     try:
-        scope = await resources.expand(target.scope) if resources else _offline_expand(target.scope, settings)
+        scope = await resources.expand(target.scope) if resources else expand_offline(target.scope, settings)
     except ArmError as exc:
         return TargetState(index, FAILED, exc.code or "ScopeNotResolved", str(exc), transient=exc.transient)
     why = refusal(target, scope, settings)
     if why:
         return TargetState(index, FAILED, "Refused", why, scope=scope)
-    if target.key_vault_policy is not None and not _VAULT.match(scope):
+    if target.key_vault_policy is not None and not is_vault_scope(scope, full=True):
         return TargetState(index, FAILED, "InvalidScope", f"keyVaultPolicy needs a vault scope, got {scope}", scope=scope)
     if resources and check_exists:
         try:
@@ -79,11 +85,3 @@ async def plan_target(index: int, target: AzureTarget, *, intents: ClientIntents
         plan.vault_permissions = permissions_of(target.key_vault_policy)
     return plan
 
-
-def _offline_expand(scope: str, settings: Settings) -> str:
-    scope = scope.rstrip("/")
-    if scope.lower().startswith("/subscriptions/"):
-        return scope
-    if scope.lower().startswith("/resourcegroups/"):
-        return f"/subscriptions/{settings.subscription_id}{scope}"
-    return settings.resource_group_id + scope

@@ -20,15 +20,17 @@ from clearance.operator.api import (
     VERSION,
     InvalidClientIntents,
     parse_client_intents,
-    validate_document,
 )
+from clearance.operator.api.validation import check_document
+from clearance.operator.backoff import Backoff
 from clearance.operator.intents.conditions import FAILED, READY, conditions, summary
+from clearance.operator.intents.desired import wildcard_refusal
 from clearance.operator.intents.reconciler import IntentsReconciler
 
 log = logging.getLogger("clearance.operator.intents")
 
 RESYNC_SECONDS = float(os.environ.get("CLEARANCE_INTENTS_RESYNC_SECONDS", "300"))
-RETRY_BASE, RETRY_MAX = 2.0, 60.0
+RETRY = Backoff(base=2.0, cap=60.0)
 MIN_DELAY = 0.5  # seconds: the soonest a re-check is scheduled
 VALIDATE_PATH = "/validate-clientintents"  # charts/clearance/templates/operator.yaml
 
@@ -78,7 +80,7 @@ async def reconcile(body: Any, status: Any, patch: kopf.Patch, memo: Any, retry:
         "namespace": intents.namespace, "name": intents.name, "ready": summary(outcome.states),
         "arm_writes": outcome.writes}})
     if outcome.retry:
-        delay = min(RETRY_MAX, RETRY_BASE * 2 ** min(retry, 6))
+        delay = RETRY.delay(retry)
         if outcome.recheck_after is not None:
             delay = min(delay, outcome.recheck_after)
         raise kopf.TemporaryError("some targets are propagating or failed transiently", delay=max(delay, MIN_DELAY))
@@ -112,16 +114,13 @@ async def delete(body: Any, status: Any, memo: Any, **_: Any) -> None:
 
 def validate(body: Any, memo: Any, **_: Any) -> None:
     """Admission: the checks the OpenAPI schema cannot express, plus the wildcard guardrail."""
-    errors = validate_document(_document(body))
+    intents, errors = check_document(_document(body))
     settings = getattr(memo, "settings", None)
-    if not errors and settings is not None and not settings.allow_wildcards:
-        for i, target in enumerate((body.get("spec") or {}).get("targets") or []):
-            azure = target.get("azure") if isinstance(target, dict) else None
-            for key in ("actions", "dataActions"):
-                for perm in (azure or {}).get(key) or []:
-                    if "*" in str(perm):
-                        errors.append(f"spec.targets[{i}].azure.{key}: wildcard {perm!r} refused "
-                                      "(the operator runs without --allow-wildcards)")
+    if intents is not None and settings is not None:
+        for index, target in intents.azure_targets:
+            why = wildcard_refusal(target, settings)
+            if why:
+                errors.append(f"spec.targets[{index}].azure.{why}")
     if errors:
         raise kopf.AdmissionError("; ".join(errors[:10]), code=422)
 
