@@ -96,15 +96,13 @@ class Agent:
         self.pods = _pod_source(args, self.node)
         self.pipeline = Pipeline(endpoints, Attributor(self.pods, self.node), self.metrics)
         self.capture = Capture(self.pipeline.feed, open_hints=getattr(args, "library_open_hints", True))
+        self._lost_seen = 0  # kernel-lost events: updated on the poll thread, read by the reporter's
         self.reporter = Reporter(args.mapper, token, args.buffer_size, self.node, metrics=self.metrics,
-                                 lost_events=self._lost, mapper_ca=args.mapper_ca, server_name=args.mapper_server_name)
+                                 lost_events=lambda: self._lost_seen, mapper_ca=args.mapper_ca,
+                                 server_name=args.mapper_server_name)
         self.metrics_port = args.metrics_port
         self.drain_interval_s = drain_interval_s
         self._stopping = False
-        self._lost_seen = 0
-
-    def _lost(self) -> int:
-        return int(self.capture.stats()["lost"])
 
     def stop(self, *_: object) -> None:
         self._stopping = True

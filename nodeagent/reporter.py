@@ -135,6 +135,7 @@ class Reporter:
         self.metrics = metrics or Metrics()
         self._token = token
         self._lost_events = lost_events
+        self._lost_seen = 0
         self._buffer_size = buffer_size
         self._batch_size = max(1, batch_size)
         self._backoff_initial = backoff_initial_s
@@ -208,10 +209,25 @@ class Reporter:
         token = self._current_token()
         return [("authorization", f"Bearer {token}")] if token else []
 
+    def _capture_lost(self) -> int:
+        """Events lost before the reporter (``lost_events``); the last value seen if it fails now."""
+        if self._lost_events is not None:
+            try:
+                self._lost_seen = max(0, int(self._lost_events()))
+            except Exception as exc:  # noqa: BLE001 - a count must never cost the batch its calls
+                log.warning("lost-events count unavailable", extra={"fields": {"error": type(exc).__name__}})
+        return self._lost_seen
+
+    def _safe_token(self) -> str | None:
+        try:
+            return self._current_token()
+        except Exception:  # noqa: BLE001 - only for redaction; the RPC path reports its own error
+            return None
+
     def _request(self, calls: list[report_pb2.ObservedCall]) -> report_pb2.ReportRequest:
         """A new ReportRequest with the next sequence number (lock held)."""
         self._sequence += 1
-        lost = self.overflow + self.dropped_calls + (self._lost_events() if self._lost_events else 0)
+        lost = min(self.overflow + self.dropped_calls + self._capture_lost(), 2**64 - 1)
         return report_pb2.ReportRequest(agent_id=self.agent_id, node=self.node,
                                         sequence=self._sequence, calls=calls, lost_events=lost)
 
@@ -226,37 +242,53 @@ class Reporter:
         self._outbox.append(_Batch(self._request(calls), oldest))
 
     def _run(self) -> None:
+        """Send batches until closed; an unexpected error is logged (no secrets), backed off and survived."""
         backoff = self._backoff_initial
         while True:
-            with self._cond:
-                while not self._stop and not self._outbox and not self._buffer:
-                    self._cond.wait(1.0)
-                if self._stop:
-                    return
-                if not self._outbox:
-                    self._next_batch()
-                batch = self._outbox[0]
-                batch.attempts += 1
             try:
-                self._stub.Report(batch.request, metadata=self._metadata(), timeout=self._rpc_timeout)
-            except Exception as exc:  # noqa: BLE001 - an RpcError, or a local bug that must not kill the thread
+                next_backoff = self._send_next(backoff)
+            except Exception as exc:  # noqa: BLE001 - a local bug must not silently stop all reporting
                 self.metrics.report_errors.inc()
-                if self._refused(batch, exc, backoff) is Verdict.RETRY:
-                    with self._cond:
-                        if not self._stop:
-                            self._cond.wait(backoff)
-                    backoff = min(backoff * 2, self._backoff_max)
-                else:
-                    backoff = self._backoff_initial
-                continue
-            backoff = self._backoff_initial
+                log.error("reporter error; continuing", extra={"fields": {
+                    "error": type(exc).__name__, "reason": safe_details(str(exc), self._safe_token()),
+                    "retry_in_s": round(backoff, 2)}})
+                next_backoff = min(backoff * 2, self._backoff_max)
+                with self._cond:
+                    if not self._stop:
+                        self._cond.wait(backoff)
+            if next_backoff is None:
+                return
+            backoff = next_backoff
+
+    def _send_next(self, backoff: float) -> float | None:
+        """One attempt at the first batch; returns the next backoff, or None once closed."""
+        with self._cond:
+            while not self._stop and not self._outbox and not self._buffer:
+                self._cond.wait(1.0)
+            if self._stop:
+                return None
+            if not self._outbox:
+                self._next_batch()
+            batch = self._outbox[0]
+            batch.attempts += 1
+        try:
+            self._stub.Report(batch.request, metadata=self._metadata(), timeout=self._rpc_timeout)
+        except Exception as exc:  # noqa: BLE001 - an RpcError, or a local error (e.g. the token unreadable)
+            self.metrics.report_errors.inc()
+            if self._refused(batch, exc, backoff) is not Verdict.RETRY:
+                return self._backoff_initial
             with self._cond:
-                self.metrics.report_latency.observe(time.monotonic() - batch.since)
-                self.metrics.reports_sent.inc()
-                self.sent_batches += 1
-                self._outbox.popleft()
-                self.metrics.buffer_fill.set(self._held())
-                self._cond.notify_all()
+                if not self._stop:
+                    self._cond.wait(backoff)
+            return min(backoff * 2, self._backoff_max)
+        with self._cond:
+            self.metrics.report_latency.observe(time.monotonic() - batch.since)
+            self.metrics.reports_sent.inc()
+            self.sent_batches += 1
+            self._outbox.popleft()
+            self.metrics.buffer_fill.set(self._held())
+            self._cond.notify_all()
+        return self._backoff_initial
 
     def _refused(self, batch: _Batch, exc: Exception, backoff: float) -> Verdict:
         """Retry, split or drop the failed in-flight ``batch``; returns what was decided."""
@@ -267,7 +299,7 @@ class Reporter:
         decided = verdict(code, details, len(request.calls), batch.attempts, self._bounded_retries)
         fields = {"code": getattr(code, "name", "LOCAL_ERROR"), "sequence": request.sequence,
                   "calls": len(request.calls), "attempt": batch.attempts,
-                  "reason": safe_details(details, self._current_token())}
+                  "reason": safe_details(details, self._safe_token())}
         with self._cond:
             if decided is Verdict.RETRY:
                 log.warning("report failed; will retry", extra={"fields": {**fields, "retry_in_s": round(backoff, 2)}})

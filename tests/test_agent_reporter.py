@@ -408,3 +408,32 @@ def test_token_file_is_reread_only_when_it_changes(tmp_path, mapper):
     assert tokens() == "token-two"
     with pytest.raises(ValueError, match="--token-file"):
         TokenFile(str(tmp_path / "token"))
+
+
+def test_a_failing_lost_events_count_neither_stops_reporting_nor_loses_calls(mapper, caplog):
+    """The agent's lost count once came from a dict the poll thread mutates ("dictionary changed size
+    during iteration"): such a failure must not kill the sender thread nor drop the batch's calls."""
+    rx = Receiver()
+    port = mapper(rx)
+    answers: list[object] = [RuntimeError("dictionary changed size during iteration")] * 3 + [7, 2**70]
+
+    def lost_events() -> int:
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    rep = Reporter(f"127.0.0.1:{port}", CANARY, 100, "node-a", lost_events=lost_events,
+                   backoff_initial_s=0.01, backoff_max_s=0.05)
+    try:
+        with caplog.at_level(logging.INFO, logger="clearance.agent.reporter"):
+            for i in range(5):
+                rep.submit([call(i)])
+                assert wait_for(lambda: len(rx.requests) == i + 1), f"round {i}: the sender stopped"
+        assert [c.path for c in rx.calls()] == [f"/c{i}/{{name}}" for i in range(5)]
+        assert [r.lost_events for r in rx.requests] == [0, 0, 0, 7, 2**64 - 1]
+        assert rep._thread.is_alive()
+        assert sum("lost-events count unavailable" in r.getMessage() for r in caplog.records) == 3
+        assert CANARY not in logged(caplog)
+    finally:
+        rep.close()
