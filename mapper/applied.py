@@ -23,6 +23,7 @@ from clearance.operator.api import (
     scope_key,
 )
 
+from .apierrors import describe
 from .builtin_roles import Role, builtin_role, matches
 
 log = logging.getLogger("clearance.mapper.applied")
@@ -236,7 +237,7 @@ class AppliedIntents:
                 while not self._stop.is_set():
                     rv = self._watch(group, version, rv)
             except Exception as exc:  # noqa: BLE001 - API unreachable or watch expired: list again
-                log.debug("ClientIntents watch ended", extra={"fields": {"group": group, "error": _reason(exc)}})
+                log.debug("ClientIntents watch ended", extra={"fields": {"group": group, "error": describe(exc)}})
                 self._stop.wait(1.0)
 
     def _watch(self, group: str, version: str, rv: str) -> str:
@@ -297,15 +298,6 @@ class AppliedIntents:
                 del self._docs[key]
             self._docs.update(fresh)
             self._rebuild()
-
-
-def _reason(exc: Exception) -> str:
-    """What went wrong, without an ApiException's response headers and body."""
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        return f"HTTP {exc.status} {exc.reason}"[:300]
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _parse(obj: dict[str, Any]) -> ClientIntents | None:

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-import yaml
+from clearance.common.podsfile import FileStamp, read_pods_file, stamp
+
+from .apierrors import describe
 
 log = logging.getLogger("clearance.mapper.workloads")
 
@@ -76,12 +78,12 @@ def top_owner(pod: PodInfo, lookup: Callable[[str, str, str], tuple[str, str] | 
 
 
 class PodsFileResolver:
-    """Pods from a YAML file ``pods: [{namespace, name, uid, serviceAccount, owner: {kind, name}}]``,
-    re-read (at most once a second) when its modification time changes."""
+    """Pods from a pods file (see clearance.common.podsfile; a uid is optional here), re-read (at
+    most once a second) when it changes."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._mtime = -1.0
+        self._stamp: FileStamp | None = None
         self._checked = 0.0
         self._by_uid: dict[str, WorkloadRef] = {}
         self._by_name: dict[tuple[str, str], WorkloadRef] = {}
@@ -99,53 +101,36 @@ class PodsFileResolver:
         if not force and now - self._checked < 1.0:
             return False
         self._checked = now
-        try:
-            mtime = self.path.stat().st_mtime
-        except OSError as exc:
-            if initial:
-                raise ValueError(f"pods file {self.path}: {exc.strerror}") from None
+        current = stamp(self.path)
+        if current is None and not initial:
             return False
-        if mtime == self._mtime:
+        if current is not None and current == self._stamp:
             return False
+        self._stamp = current  # a bad file is reported once, not at every check
         pods = load_pods_file(self.path)
         by_uid = {p.uid: top_owner(p) for p in pods if p.uid}
         by_name = {(p.namespace, p.name): top_owner(p) for p in pods}
         with self._lock:
             added = len(set(by_name) - set(self._by_name)) > 0
-            self._by_uid, self._by_name, self._mtime = by_uid, by_name, mtime
+            self._by_uid, self._by_name = by_uid, by_name
         if added and not initial:
             for cb in self._callbacks:
                 cb()
         return added
 
     def resolve(self, namespace: str, pod: str, uid: str) -> WorkloadRef | None:
-        if uid and (ref := self._by_uid.get(uid)) is not None:
+        if uid and (ref := self._by_uid.get(uid.lower())) is not None:
             return ref
         return self._by_name.get((namespace, pod))
 
     def resolve_uid(self, uid: str) -> WorkloadRef | None:
-        return self._by_uid.get(uid) if uid else None
+        return self._by_uid.get(uid.lower()) if uid else None
 
 
 def load_pods_file(path: Path) -> list[PodInfo]:
-    """Parse the pods file; raises ValueError naming the problem."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"pods file {path}: {exc}") from None
-    items = (doc or {}).get("pods", []) if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise ValueError(f"pods file {path}: expected a mapping with a 'pods' list")
-    pods = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not item.get("namespace") or not item.get("name"):
-            raise ValueError(f"pods file {path}: pods[{i}] needs 'namespace' and 'name'")
-        owner = item.get("owner") or {}
-        if not isinstance(owner, dict):
-            raise ValueError(f"pods file {path}: pods[{i}].owner must be a mapping with kind and name")
-        pods.append(PodInfo(str(item["namespace"]), str(item["name"]), str(item.get("uid") or ""),
-                            str(owner.get("kind") or ""), str(owner.get("name") or "")))
-    return pods
+    """Parse the pods file (a uid is optional); raises ValueError naming the entry and field."""
+    return [PodInfo(e.namespace, e.name, e.uid, e.owner_kind, e.owner_name)
+            for e in read_pods_file(path, uid_required=False)]
 
 
 @dataclass(slots=True)
@@ -187,6 +172,7 @@ class KubeResolver:
         self._retry_max = retry_max_s
         self._clock = clock
         self._pods: dict[tuple[str, str], tuple[str, WorkloadRef]] = {}  # (ns, name) -> (uid, workload)
+        self._by_uid: dict[str, WorkloadRef] = {}  # uid -> workload, of cached and departed pods
         # (ns, name, uid) and (ns, name, "") -> (workload, deleted at); insertion order is deletion order
         self._departed: dict[tuple[str, str, str], tuple[WorkloadRef, float]] = {}
         self._owners: dict[tuple[str, str, str], tuple[str, str] | None] = {}
@@ -217,6 +203,7 @@ class KubeResolver:
             return (namespace, pod, "") in self._departed
 
     def resolve(self, namespace: str, pod: str, uid: str) -> WorkloadRef | None:
+        uid = uid.lower()
         hit = self._pods.get((namespace, pod))
         if hit is not None and (not uid or hit[0] == uid or not hit[0]):
             return hit[1]
@@ -237,11 +224,11 @@ class KubeResolver:
         try:
             obj = self._core.read_namespaced_pod(pod, namespace)
         except Exception as exc:  # noqa: BLE001 - a 404 or an unreachable API: not known yet
-            log.debug("pod not found", extra={"fields": {"namespace": namespace, "pod": pod, "error": str(exc)[:200]}})
+            log.debug("pod not found", extra={"fields": {"namespace": namespace, "pod": pod, "error": describe(exc)}})
             obj = None
         if obj is not None:
             ref = self._remember(obj)
-            if not uid or not obj.metadata.uid or obj.metadata.uid == uid:
+            if not uid or not obj.metadata.uid or obj.metadata.uid.lower() == uid:
                 return ref
         with self._lock:
             miss = self._misses.get(key)
@@ -257,11 +244,9 @@ class KubeResolver:
         """A cached or recently deleted pod with this uid (the API cannot be asked by uid)."""
         if not uid:
             return None
-        for pod_uid, ref in list(self._pods.values()):
-            if pod_uid == uid:
-                return ref
         with self._lock:
-            return next((ref for (_, _, u), (ref, _) in self._departed.items() if u == uid), None)
+            self._expire_departed(self._clock())
+            return self._by_uid.get(uid.lower())
 
     def _expire_pending(self, key: tuple[str, str, str], miss: _Miss, now: float) -> WorkloadRef | None:
         """None while the pod may still appear; the bare pod once it has been unknown too long (lock held)."""
@@ -291,6 +276,8 @@ class KubeResolver:
             if now - since < self._departed_keep and len(self._departed) <= 2 * self.MAX_TRACKED:
                 break
             del self._departed[key]
+            if key[2] and self._pods.get(key[:2], ("",))[0] != key[2]:
+                self._by_uid.pop(key[2], None)
 
     def _depart(self, namespace: str, name: str) -> None:
         """The pod was deleted: keep its workload resolvable for a while."""
@@ -309,12 +296,17 @@ class KubeResolver:
     def _remember(self, obj: Any) -> WorkloadRef:
         meta = obj.metadata
         owner = next((o for o in (meta.owner_references or []) if o.controller), None)
-        info = PodInfo(meta.namespace, meta.name, meta.uid or "",
-                       owner.kind if owner else "", owner.name if owner else "")
+        uid = (meta.uid or "").lower()
+        info = PodInfo(meta.namespace, meta.name, uid, owner.kind if owner else "", owner.name if owner else "")
         ref = top_owner(info, self._owner_of)
-        self._pods[(meta.namespace, meta.name)] = (meta.uid or "", ref)
         with self._lock:
-            self._misses.pop((meta.namespace, meta.name, meta.uid or ""), None)
+            old = self._pods.get((meta.namespace, meta.name))
+            if old is not None and old[0] and old[0] != uid and (meta.namespace, meta.name, old[0]) not in self._departed:
+                self._by_uid.pop(old[0], None)  # replaced by a pod of the same name
+            self._pods[(meta.namespace, meta.name)] = (uid, ref)
+            if uid:
+                self._by_uid[uid] = ref
+            self._misses.pop((meta.namespace, meta.name, uid), None)
             self._misses.pop((meta.namespace, meta.name, ""), None)
         return ref
 
@@ -369,7 +361,7 @@ class KubeResolver:
                     if new:
                         self._notify()
             except Exception as exc:  # noqa: BLE001 - the API went away: retry
-                log.warning("pod watch failed; retrying", extra={"fields": {"error": str(exc)[:300]}})
+                log.warning("pod watch failed; retrying", extra={"fields": {"error": describe(exc)}})
                 self._stop.wait(2.0)
 
     def _notify(self) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
+from clearance.common.podsfile import PodEntry, read_pods_file, stamp, strip_runtime
 
 log = logging.getLogger("clearance.agent.pods")
 
@@ -39,47 +39,14 @@ class PodSource(Protocol):
     def get(self, uid: str) -> Pod | None: ...
 
 
-def _strip_runtime(container_id: str) -> str:
-    """``containerd://abc`` -> ``abc``."""
-    return container_id.rsplit("://", 1)[-1].strip()
-
-
-def pod_from_mapping(item: Any, where: str) -> Pod:
-    """A Pod from one entry of the pods file; ``ValueError`` says which entry and what is wrong."""
-    if not isinstance(item, dict):
-        raise ValueError(f"{where}: expected a mapping with namespace, name, uid")
-    missing = [k for k in ("namespace", "name", "uid") if not isinstance(item.get(k), str) or not item.get(k)]
-    if missing:
-        raise ValueError(f"{where}: missing or empty {', '.join(missing)}")
-    owner = item.get("owner") or {}
-    if not isinstance(owner, dict):
-        raise ValueError(f"{where}: owner must be a mapping {{kind, name}}")
-    containers: dict[str, str] = {}
-    for j, c in enumerate(item.get("containers") or []):
-        if not isinstance(c, dict) or not c.get("id") or not c.get("name"):
-            raise ValueError(f"{where}.containers[{j}]: expected {{name, id}}")
-        containers[_strip_runtime(str(c["id"]))] = str(c["name"])
-    sa = item.get("serviceAccount", "")
-    return Pod(namespace=item["namespace"], name=item["name"], uid=item["uid"].lower(),
-               service_account=str(sa or ""), owner_kind=str(owner.get("kind", "") or ""),
-               owner_name=str(owner.get("name", "") or ""), containers=containers)
+def _pod(entry: PodEntry) -> Pod:
+    return Pod(namespace=entry.namespace, name=entry.name, uid=entry.uid, service_account=entry.service_account,
+               owner_kind=entry.owner_kind, owner_name=entry.owner_name, containers=dict(entry.containers))
 
 
 def load_pods_file(path: Path) -> dict[str, Pod]:
-    """Parse a pods file (``pods: [{namespace, name, uid, serviceAccount, owner: {kind, name}}]``)."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ValueError(f"pods file {path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"pods file {path}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("pods", []), list):
-        raise ValueError(f"pods file {path}: expected a mapping with a list under 'pods'")
-    pods = {}
-    for i, item in enumerate(doc.get("pods") or []):
-        pod = pod_from_mapping(item, f"pods file {path}: pods[{i}]")
-        pods[pod.uid] = pod
-    return pods
+    """Parse a pods file (see clearance.common.podsfile); every entry needs a uid."""
+    return {e.uid: _pod(e) for e in read_pods_file(path, uid_required=True)}
 
 
 class PodsFile:
@@ -88,27 +55,20 @@ class PodsFile:
     def __init__(self, path: str | os.PathLike[str], *, check_interval: float = 1.0) -> None:
         self.path = Path(path)
         self._interval = check_interval
-        self._stamp = self._stat()
+        self._stamp = stamp(self.path)
         self._pods = load_pods_file(self.path)
         self._checked = time.monotonic()
         self._lock = threading.Lock()
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
 
     def _maybe_reload(self) -> None:
         now = time.monotonic()
         if now - self._checked < self._interval:
             return
         self._checked = now
-        stamp = self._stat()
-        if stamp == self._stamp or stamp is None:
+        now_stamp = stamp(self.path)
+        if now_stamp == self._stamp or now_stamp is None:
             return
-        self._stamp = stamp
+        self._stamp = now_stamp
         try:
             self._pods = load_pods_file(self.path)
         except ValueError as exc:
@@ -117,7 +77,7 @@ class PodsFile:
     def get(self, uid: str) -> Pod | None:
         with self._lock:
             self._maybe_reload()
-            return self._pods.get(uid)
+            return self._pods.get(uid.lower())
 
     def close(self) -> None:
         """Nothing to release (symmetry with KubePods)."""
@@ -136,7 +96,7 @@ def pod_from_api(obj: Any) -> Pod:
                       getattr(status, "ephemeral_container_statuses", None)):
             for cs in group or []:
                 if cs.container_id:
-                    containers[_strip_runtime(cs.container_id)] = cs.name
+                    containers[strip_runtime(cs.container_id)] = cs.name
     return Pod(namespace=meta.namespace or "", name=meta.name or "", uid=(meta.uid or "").lower(),
                service_account=(spec.service_account_name or "") if spec else "",
                owner_kind=owner_kind, owner_name=owner_name, containers=containers)

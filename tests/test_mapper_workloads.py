@@ -52,6 +52,30 @@ def test_a_deleted_pod_stays_resolvable_for_ten_minutes(kube_server):
         assert not r.departed("shop", WEB_POD)
         assert r.resolve("shop", WEB_POD, uid) is None  # forgotten: the API is asked again (404)
         assert pod_gets(kube_server, WEB_POD) == 2
+        assert r.resolve_uid(uid) is None
+    finally:
+        r.stop()
+
+
+def test_resolve_uid_finds_cached_and_departed_pods_in_any_case(kube_server):
+    _seed_workloads(kube_server)
+    uid = kube_server.get("v1", "Pod", "shop", WEB_POD)["metadata"]["uid"]
+    debug_uid = kube_server.get("v1", "Pod", "shop", "debug")["metadata"]["uid"]
+    clock = Clock()
+    r = KubeResolver(kube_server.api_client(), clock=clock)
+    r.start()
+    try:
+        _wait(lambda: r.known("shop", WEB_POD), "the watch to list the pods")
+        assert r.resolve_uid(uid.upper()) == WorkloadRef("shop", "Deployment", "web")
+        assert r.resolve("shop", WEB_POD, uid.upper()) == WorkloadRef("shop", "Deployment", "web")
+        assert r.resolve_uid(debug_uid) == WorkloadRef("shop", "Pod", "debug")
+        kube_server.delete("v1", "Pod", "shop", WEB_POD)
+        _wait(lambda: r.departed("shop", WEB_POD), "the watch to see the deletion")
+        assert r.resolve_uid(uid) == WorkloadRef("shop", "Deployment", "web")  # a late report
+        clock.advance(601)
+        assert r.resolve_uid(uid) is None  # the tombstone expired
+        assert r.resolve_uid(debug_uid) == WorkloadRef("shop", "Pod", "debug")  # still running
+        assert r.resolve_uid("uid-not-a-pod") is None and r.resolve_uid("") is None
     finally:
         r.stop()
 
