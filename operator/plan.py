@@ -12,9 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import yaml
-
-from clearance.operator.api import ClientIntents, InvalidClientIntents, parse_client_intents
+from clearance.operator.api import ClientIntents, DocumentError, InvalidClientIntents, parse_client_intents
+from clearance.operator.api import load_documents as read_yaml
 from clearance.operator.settings import Settings, SettingsError
 
 OFFLINE_DEFAULTS = {"subscription_id": "00000000-0000-0000-0000-000000000000",
@@ -45,16 +44,18 @@ def _fmt(value: Any) -> str:
 
 
 def load_documents(path: str, stdin: TextIO | None = None) -> list[ClientIntents]:
-    """Every ClientIntents in a YAML file (``-`` for stdin); other kinds are skipped."""
-    text = (stdin or sys.stdin).read() if path == "-" else open(path, encoding="utf-8").read()
+    """Every ClientIntents in a YAML file (``-`` for stdin); other kinds are skipped.
+
+    Raises DocumentError (unreadable file, bad YAML) or InvalidClientIntents, naming file and document.
+    """
     out = []
-    for i, doc in enumerate(yaml.safe_load_all(text)):
-        if doc is None or (isinstance(doc, dict) and doc.get("kind") not in (None, "ClientIntents")):
+    for doc in read_yaml(path, stdin=stdin):
+        if doc.body.get("kind") not in (None, "ClientIntents"):
             continue
         try:
-            out.append(parse_client_intents(doc))
+            out.append(parse_client_intents(doc.body))
         except InvalidClientIntents as exc:
-            raise InvalidClientIntents(f"document {i + 1}: {exc.reason}", exc.errors) from None
+            raise InvalidClientIntents(f"{doc.label}: {exc.reason}", exc.errors) from None
     return out
 
 
@@ -199,14 +200,8 @@ def run_plan(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         documents = load_documents(args.filename)
         settings = _settings(args, bool(args.offline))
-    except FileNotFoundError:
-        print(f"error: {args.filename}: no such file", file=sys.stderr)
-        return 2
-    except (InvalidClientIntents, SettingsError) as exc:
+    except (DocumentError, InvalidClientIntents, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except yaml.YAMLError as exc:
-        print(f"error: {args.filename} is not valid YAML: {str(exc)[:300]}", file=sys.stderr)
         return 2
     if args.offline:
         results = asyncio.run(_all_offline(documents, settings))

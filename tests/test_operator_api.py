@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import re
 import subprocess
 import sys
@@ -257,3 +258,38 @@ def test_expand_offline() -> None:
             == "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/a")
     with pytest.raises(ScopeError, match="must start with '/'"):
         expand_offline("subscriptions/s1", s)
+
+
+def test_load_documents_names_file_and_document(tmp_path) -> None:
+    from clearance.operator.api import DocumentError, load_documents
+
+    path = tmp_path / "m.yaml"
+    path.write_text("a: 1\n---\n---\nb: 2\n")
+    docs = load_documents(path)
+    assert [(d.number, d.body) for d in docs] == [(1, {"a": 1}), (3, {"b": 2})]
+    assert docs[1].label == f"{path} document 3"
+    assert [d.body for d in load_documents("given", text="x: 1")] == [{"x": 1}]
+    assert load_documents("-", stdin=io.StringIO("y: 2\n"))[0].label == "stdin document 1"
+    cases = [
+        ("a: 1\n---\nb: [\n", rf"{re.escape(str(path))} document 2 is not valid YAML: .* at line \d+, column \d+"),
+        ("a: 1\n---\n- x\n", rf"{re.escape(str(path))} document 2: expected a mapping, got list"),
+        ("!!python/object:os.system {}\n", "document 1 is not valid YAML"),
+    ]
+    for text, message in cases:
+        path.write_text(text)
+        with pytest.raises(DocumentError, match=message):
+            load_documents(path)
+    path.write_bytes(b"a: \xff\xfe\n")
+    with pytest.raises(DocumentError, match="is not UTF-8 text"):
+        load_documents(path)
+    with pytest.raises(DocumentError, match="no such file"):
+        load_documents(tmp_path / "missing.yaml")
+    with pytest.raises(DocumentError, match="is a directory"):
+        load_documents(tmp_path)
+    path.write_text("a: " + "x" * 100 + "\n")
+    with pytest.raises(DocumentError, match="larger than 50 bytes"):
+        load_documents(path, max_bytes=50)
+    secret = "s3cr3t-value"
+    with pytest.raises(DocumentError) as caught:
+        load_documents("given", text=f"token: {secret}\nbad: [\n")
+    assert secret not in str(caught.value)

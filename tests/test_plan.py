@@ -51,6 +51,10 @@ def test_offline_plan_refuses_bad_input_clearly(tmp_path, capsys) -> None:
     assert main(["plan", "-f", str(tmp_path / "junk.yaml"), "--offline"]) == 2
     assert "not valid YAML" in capsys.readouterr().err
     assert main(["plan", "-f", str(tmp_path / "missing.yaml"), "--offline"]) == 2
+    assert "missing.yaml: no such file" in capsys.readouterr().err
+    second_bad = write(tmp_path, intents_doc([custom_target("/subscriptions/s", BLOB_READ)]), bad)
+    assert main(["plan", "-f", str(second_bad), "--offline"]) == 2
+    assert f"{second_bad} document 2: spec.targets[0].azure.roles" in capsys.readouterr().err
     wild = intents_doc([custom_target("/subscriptions/s", "Microsoft.Storage/*")])
     assert main(["plan", "-f", str(write(tmp_path, wild)), "--offline"]) == 0
     assert "wildcard" in capsys.readouterr().out
