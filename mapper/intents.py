@@ -12,7 +12,7 @@ bytes (:func:`encode_list`, the gRPC list) without building a message object per
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .applied import AppliedIndex
@@ -221,9 +221,14 @@ class ListCache:
         self._applied: AppliedIndex | None = None
         self._spans: dict[int, tuple[int, int, int]] = {}  # wid -> (start, end, generation encoded)
 
-    def get(self, view: View, applied: AppliedIndex, unknown: bytes) -> bytes:
+    def get(self, view: View, applied: AppliedIndex, unknown: bytes | Callable[[], bytes]) -> bytes:
+        """The response for this view and index; ``unknown`` (its encoded unknown calls, or what
+        encodes them) is only used when the kept response is out of date: every write that
+        changes the unknown calls bumps the store generation."""
         if self._key == (view.generation, id(applied)) and self._applied is applied:
             return self._data
+        if callable(unknown):
+            unknown = unknown()
         reuse = self._applied is applied
         old = memoryview(self._data)
         spans = self._spans if reuse else {}

@@ -51,13 +51,16 @@ class Mapper:
         """The serialised ListIntentsResponse. The unfiltered one is kept (see ListCache)."""
         _check_status(status)
         index = self.applied.index
-        unknown = intents_pb2.ListIntentsResponse(
-            unknown=[unknown_to_proto(u) for u in self.unknown(namespace, workload)]).SerializeToString()
         if namespace or workload or status:
             with self.store.view() as view:
-                return encode_list(view, index, namespace, workload, status, unknown)
+                return encode_list(view, index, namespace, workload, status, self._unknown_bytes(namespace, workload))
         with self._list_lock, self.store.view() as view:  # one at a time: each holds a large response
-            return self._list_cache.get(view, index, unknown)
+            return self._list_cache.get(view, index, self._unknown_bytes)
+
+    def _unknown_bytes(self, namespace: str = "", workload: str = "") -> bytes:
+        """The unknown calls as the ``unknown`` field of a ListIntentsResponse."""
+        return intents_pb2.ListIntentsResponse(
+            unknown=[unknown_to_proto(u) for u in self.unknown(namespace, workload)]).SerializeToString()
 
     def unknown(self, namespace: str = "", workload: str = "") -> list[UnknownRow]:
         return self.store.unknown(namespace, workload)

@@ -259,6 +259,33 @@ def test_the_kept_list_is_patched_to_exactly_what_a_fresh_encoding_gives(tmp_pat
         store.close()
 
 
+def test_the_unknown_calls_are_encoded_only_when_the_kept_list_is_out_of_date(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.db")
+    cache = ListCache()
+    index = AppliedIndex()
+    asked: list[int] = []
+
+    def unknown() -> bytes:
+        asked.append(1)
+        return b"\x12\x00"
+
+    try:
+        _fill(store)
+        with store.view() as v:
+            first = cache.get(v, index, unknown)
+        with store.view() as v:
+            assert cache.get(v, index, unknown) is first
+        assert len(asked) == 1  # a hit reuses the kept unknown calls too
+        b = Batch()
+        b.unknown[("shop", "Deployment", "web", "blob", "acct", "GET", "/x", "")] = [1, T]
+        store.ingest(b)
+        with store.view() as v:
+            assert cache.get(v, index, unknown) == encode_list(v, index, unknown=b"\x12\x00")
+        assert len(asked) == 2  # a new unknown call bumps the generation: encoded again
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("kind, name", [("Deployment", "web"), ("", "node-1"), ("Pod", ""), ("", ""),
                                         ("Job", "n" * 200), ("K" * 130, "x"), ("Pod", "naïve-ünïcode")])
 def test_workload_label_reads_any_serialised_workload(kind: str, name: str) -> None:
