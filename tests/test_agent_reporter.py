@@ -11,10 +11,10 @@ from concurrent import futures
 import grpc
 import pytest
 
-from clearance.common.logs import JsonFormatter
 from clearance.nodeagent.metrics import Metrics
 from clearance.nodeagent.reporter import Reporter
 from clearance.v1 import report_pb2, report_pb2_grpc
+from logcheck import assert_not_logged, logged
 
 
 def free_port() -> int:
@@ -195,12 +195,6 @@ def test_rejects_zero_buffer():
 CANARY = "canary-token-5f1e9d2c7b"
 
 
-def logged(caplog) -> str:
-    """Every captured line as the agent writes it (JSON with its fields)."""
-    fmt = JsonFormatter()
-    return "\n".join(fmt.format(r) for r in caplog.records)
-
-
 def dropped(metrics: Metrics, code: str) -> float:
     return metrics.value("clearance_agent_reports_dropped_total", {"code": code})
 
@@ -225,7 +219,7 @@ def test_invalid_argument_drops_only_the_refused_call(mapper, caplog):
         drops = [r for r in caplog.records if "refused permanently" in r.getMessage()]
         assert len(drops) == 1 and drops[0].fields["code"] == "INVALID_ARGUMENT" and drops[0].fields["calls"] == 1
         assert "malformed" in drops[0].fields["reason"]
-        assert CANARY not in logged(caplog)
+        assert_not_logged(caplog.records, CANARY)
     finally:
         rep.close()
 
@@ -246,8 +240,9 @@ def test_permission_denied_drops_the_batch_at_once_without_leaking_the_token(map
         assert rx.attempts == [1, 2]  # the refused batch was not retried
         assert [c.path for c in rx.calls()] == ["/c3/{name}"]
         assert dropped(metrics, "PERMISSION_DENIED") == 1 and rep.dropped_calls == 2
-        assert "is not the agent's ServiceAccount" in logged(caplog) and "[redacted]" in logged(caplog)
-        assert CANARY not in logged(caplog)
+        lines = logged(caplog.records)
+        assert "is not the agent's ServiceAccount" in lines and "[redacted]" in lines
+        assert_not_logged(caplog.records, CANARY)
     finally:
         rep.close()
 
@@ -281,7 +276,7 @@ def test_unauthenticated_for_good_is_dropped_after_a_few_retries(mapper, caplog)
             assert wait_for(lambda: rep.dropped_batches == 1)
         assert rx.attempts == [1, 1, 1]  # one try and two retries
         assert dropped(metrics, "UNAUTHENTICATED") == 1 and rep.pending() == 0
-        assert CANARY not in logged(caplog)
+        assert_not_logged(caplog.records, CANARY)
     finally:
         rep.close()
 
@@ -337,7 +332,7 @@ def test_plaintext_is_announced_by_one_warning(mapper, caplog):
             rep.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "unencrypted" in warnings[0]
-    assert CANARY not in logged(caplog)
+    assert_not_logged(caplog.records, CANARY)
 
 
 def test_tls_to_a_receiver_signed_by_the_mapper_ca(test_pki, caplog):
@@ -434,6 +429,6 @@ def test_a_failing_lost_events_count_neither_stops_reporting_nor_loses_calls(map
         assert [r.lost_events for r in rx.requests] == [0, 0, 0, 7, 2**64 - 1]
         assert rep._thread.is_alive()
         assert sum("lost-events count unavailable" in r.getMessage() for r in caplog.records) == 3
-        assert CANARY not in logged(caplog)
+        assert_not_logged(caplog.records, CANARY)
     finally:
         rep.close()
