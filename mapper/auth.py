@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from clearance.common.filestamp import stamp
+
 log = logging.getLogger("clearance.mapper.auth")
 
 DEFAULT_AGENT_SA = "system:serviceaccount:clearance-system:clearance-agent"
@@ -48,6 +50,7 @@ class SharedToken:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._stamp = stamp(self.path)
         self._token = self._read()
 
     def _read(self) -> bytes:
@@ -63,10 +66,13 @@ class SharedToken:
         presented = bearer(metadata).encode()
         if hmac.compare_digest(presented, self._token):
             return "agent"
-        try:
-            self._token = self._read()
-        except ValueError:
-            pass
+        current = stamp(self.path)  # re-read only when the file was rewritten or replaced
+        if current is not None and current != self._stamp:
+            self._stamp = current
+            try:
+                self._token = self._read()
+            except ValueError:
+                pass
         if hmac.compare_digest(presented, self._token):
             return "agent"
         raise Refusal("the agent token is not the one in --agent-token-file")

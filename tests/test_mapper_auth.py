@@ -157,3 +157,26 @@ def test_the_chart_mapper_accepts_the_chart_agent_token(monkeypatch):
     assert [t["audience"] for t in projected] == [args.agent_audience]
     assert args.agent_service_account == [f"system:serviceaccount:clearance-system:{agent_pod['serviceAccountName']}"]
     assert args.web_host == "0.0.0.0" and args.web_port > 0
+
+
+def test_the_shared_token_file_is_re_read_only_when_it_changed(tmp_path):
+    import os
+
+    from clearance.mapper.auth import SharedToken
+
+    path = tmp_path / "token"
+    path.write_text("a" * 32)
+    auth = SharedToken(path)
+    assert auth.check((("authorization", "Bearer " + "a" * 32),)) == "agent"
+    st = os.stat(path)
+    path.write_text("b" * 32)  # same size, same inode, and the mtime put back: no change to see
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(Refusal):
+        auth.check((("authorization", "Bearer " + "b" * 32),))  # so the file was not read again
+    assert auth.check((("authorization", "Bearer " + "a" * 32),)) == "agent"
+    replaced = tmp_path / "token.new"
+    replaced.write_text("c" * 32)
+    os.replace(replaced, path)  # rotated as a mounted Secret is: a new inode
+    assert auth.check((("authorization", "Bearer " + "c" * 32),)) == "agent"
+    with pytest.raises(Refusal):
+        auth.check((("authorization", "Bearer " + "a" * 32),))

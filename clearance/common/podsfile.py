@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-__all__ = ["PodEntry", "FileStamp", "parse_pods", "read_pods_file", "stamp"]
+from .filestamp import FileStamp, stamp
+
+__all__ = ["PodEntry", "FileStamp", "parse_pods", "read_pods_file", "stamp", "strip_runtime"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,18 +33,6 @@ class PodEntry:
     owner_kind: str = ""
     owner_name: str = ""
     containers: dict[str, str] = field(default_factory=dict)  # container id (runtime prefix stripped) -> name
-
-
-FileStamp = tuple[int, int, int]  # (mtime_ns, size, inode)
-
-
-def stamp(path: str | os.PathLike[str]) -> FileStamp | None:
-    """What changes when the file is rewritten or replaced; None when it cannot be stat'ed."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def strip_runtime(container_id: str) -> str:
