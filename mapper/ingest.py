@@ -289,17 +289,6 @@ def _counter_problem(count: int, first: int, last: int) -> str:
     return "first_seen_unix_ms is after last_seen_unix_ms"
 
 
-def signature(call: report_pb2.ObservedCall) -> bytes:
-    """The call without caller, count and times: what is kept for a pod not known yet."""
-    c = report_pb2.ObservedCall()
-    c.CopyFrom(call)
-    c.ClearField("caller")
-    c.count = 0
-    c.first_seen_unix_ms = 0
-    c.last_seen_unix_ms = 0
-    return c.SerializeToString(deterministic=True)
-
-
 def validate_signature(call: report_pb2.ObservedCall) -> str | None:
     """None when the call's signature fields can be stored, else what is wrong with them."""
     if call.service not in SERVICES:

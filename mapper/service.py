@@ -16,7 +16,7 @@ import grpc
 from clearance.v1 import intents_pb2, intents_pb2_grpc, report_pb2, report_pb2_grpc
 
 from . import export as export_mod
-from .applied import AppliedIndex, AppliedIntents
+from .applied import AppliedIntents
 from .auth import Authenticator, Refusal
 from .ingest import Ingestor, InvalidReport
 from .metrics import CALLS, REPORTS
@@ -70,10 +70,6 @@ class Mapper:
         if format not in ("clearance", "otterize"):
             raise ValueError(f"format {format!r} is not one of clearance, otterize")
         return export_mod.export(self.intents(namespace, workload, status), self.applied.index, format)
-
-    @property
-    def applied_index(self) -> AppliedIndex:
-        return self.applied.index
 
 
 def _check_status(status: str) -> None:

@@ -153,7 +153,6 @@ class Store:
         self.changed: dict[int, int] = {}  # workload id -> the generation that last changed its grants
         try:
             self._writer.executescript(SCHEMA)
-            self._migrate_v1()
             self._load()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store {self.path!r}: {exc}") from exc
@@ -203,25 +202,6 @@ class Store:
                     grants[w] = array("q", values)
                 else:
                     a.extend(values)
-
-    def _migrate_v1(self) -> None:
-        """Move rows of the first schema (one text row per permission) into the interned tables."""
-        db = self._writer
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='permissions'").fetchone() is None:
-            return
-        batch = Batch()
-        for ns, kind, name, scope, perm, data, *counters in db.execute("SELECT * FROM permissions"):
-            batch.permissions[(ns, kind, name, scope, perm, data)] = counters
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._write_batch(db, batch)
-            db.execute("DROP TABLE permissions")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        finally:
-            self._forget_names(0, 0, 0)  # _load reads them back
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -408,9 +388,6 @@ class Store:
         """Calls kept for pods not yet known: ((namespace, pod, uid, signature), (calls, first, last))."""
         for ns, pod, uid, sig, calls, first, last in self._reader().execute("SELECT * FROM pending"):
             yield (ns, pod, uid, bytes(sig)), (calls, first, last)
-
-    def pending_pods(self) -> list[tuple[str, str, str]]:
-        return [tuple(r) for r in self._reader().execute("SELECT DISTINCT namespace, pod, uid FROM pending")]
 
     def has_pending(self) -> bool:
         return self._reader().execute("SELECT 1 FROM pending LIMIT 1").fetchone() is not None

@@ -5,8 +5,8 @@ Two views of a ReportRequest, for ingesting:
 ``HeadView`` keeps the report's header and, per call, the caller (raw bytes), count and times;
 ``SigView`` keeps, per call, only the signature fields (service ... error_code). Parsing the same
 bytes with both and dropping the other fields (``DiscardUnknownFields``, in C) splits every call
-into its caller and its signature; ``SigView`` calls serialised deterministically are exactly
-:func:`clearance.mapper.ingest.signature` of the call.
+into its caller and its signature: the call without caller, count and times, serialised
+deterministically (what is kept for a pod not known yet).
 The field numbers are those of proto/clearance/v1/report.proto.
 
 ``ListView`` reads a ListIntentsResponse (proto/clearance/v1/intents.proto) for the CLI's table:

@@ -1,6 +1,6 @@
 """The mapper's query side on a real SQLite store: the in-memory aggregate against the rows in
 SQLite, the hand-written ListIntentsResponse bytes against protobuf's own, applied status through
-parent scopes and wildcards, the export merge, and a store of the first schema migrated."""
+parent scopes and wildcards, the export merge."""
 from __future__ import annotations
 
 import sqlite3
@@ -205,29 +205,6 @@ def test_export_merges_applied_targets_with_discovered_permissions(tmp_path: Pat
     assert export(intents, index) == docs  # deterministic
     otterize = export(intents, index, "otterize")[1].document
     assert otterize["apiVersion"] == "k8s.otterize.com/v2beta1" and otterize["spec"] == web["spec"]
-
-
-def test_a_store_of_the_first_schema_is_migrated(tmp_path: Path) -> None:
-    path = tmp_path / "v1.db"
-    db = sqlite3.connect(path)
-    db.executescript("""
-        CREATE TABLE permissions (namespace TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, scope TEXT NOT NULL,
-            permission TEXT NOT NULL, data INTEGER NOT NULL, calls INTEGER NOT NULL, first_seen INTEGER NOT NULL,
-            last_seen INTEGER NOT NULL, last_denied INTEGER NOT NULL, last_allowed INTEGER NOT NULL,
-            PRIMARY KEY (namespace, kind, name, scope, permission, data)) WITHOUT ROWID;""")
-    db.executemany("INSERT INTO permissions VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
-        ("shop", "Deployment", "web", CONT, f"{B}/read", 1, 5, T, T + 1, 0, T + 1),
-        ("shop", "Deployment", "web", CONT, f"{C}/read", 0, 1, T, T, T, 0)])
-    db.commit()
-    db.close()
-    store = Store(path)
-    try:
-        assert [(r.permission, r.calls, r.last_denied) for r in store.permissions()] == [
-            (f"{B}/read", 5, 0), (f"{C}/read", 1, T)]
-        assert _mem_view(store) == _sql_view(store)
-        assert store._writer.execute("SELECT count(*) FROM sqlite_master WHERE name='permissions'").fetchone()[0] == 0
-    finally:
-        store.close()
 
 
 def test_the_kept_list_is_patched_to_exactly_what_a_fresh_encoding_gives(tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ class Row:
 
     ``query``/``headers`` are the required conditions: ``ANY`` (a bare key in the tables) needs
     only presence; any other value must match (case-insensitively). ``scope`` names a scope level understood by
-    ``scopes.build_scope`` (``account``, ``container``, ``queue``, ``table``, ``share``, ...).
+    ``scopes.storage_scope`` (``account``, ``container``, ``queue``, ``table``, ``share``, ...)
+    or ``scopes.vault_scope`` (``vault``, ``object``).
     ``extra`` adds data actions when an optional header is present. ``source`` marks copy-style
     operations whose ``x-ms-copy-source`` also needs read on the source.
     """
