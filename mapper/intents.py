@@ -97,8 +97,30 @@ def build_intents(view: View, applied: AppliedIndex, namespace: str = "", worklo
 
 # -- ListIntentsResponse wire bytes (field numbers of proto/clearance/v1/intents.proto) -----------
 
+# (message, field) -> the tag byte written for it: (field number << 3) | wire type (0 varint, 2 bytes).
+# tests/test_proto_wire.py checks each against intents_pb2.DESCRIPTOR.
+TAGS: dict[tuple[str, str], bytes] = {
+    ("ListIntentsResponse", "intents"): b"\x0a",  # 1, bytes
+    ("DiscoveredIntent", "namespace"): b"\x0a",  # 1, bytes
+    ("DiscoveredIntent", "workload"): b"\x12",  # 2, bytes
+    ("DiscoveredIntent", "scope"): b"\x1a",  # 3, bytes
+    ("DiscoveredIntent", "actions"): b"\x22",  # 4, bytes
+    ("DiscoveredIntent", "data_actions"): b"\x2a",  # 5, bytes
+    ("DiscoveredIntent", "status"): b"\x32",  # 6, bytes
+    ("DiscoveredIntent", "calls"): b"\x38",  # 7, varint
+    ("DiscoveredIntent", "first_seen_unix_ms"): b"\x40",  # 8, varint
+    ("DiscoveredIntent", "last_seen_unix_ms"): b"\x48",  # 9, varint
+    ("Workload", "kind"): b"\x0a",  # 1, bytes
+    ("Workload", "name"): b"\x12",  # 2, bytes
+}
+_INTENTS = TAGS["ListIntentsResponse", "intents"]
+_NAMESPACE, _WORKLOAD, _SCOPE, _ACTIONS, _DATA_ACTIONS, _STATUS, _CALLS, _FIRST, _LAST = (
+    TAGS["DiscoveredIntent", f] for f in ("namespace", "workload", "scope", "actions", "data_actions", "status",
+                                          "calls", "first_seen_unix_ms", "last_seen_unix_ms"))
+_KIND, _NAME = TAGS["Workload", "kind"], TAGS["Workload", "name"]
+
 _SMALL = [bytes((i,)) for i in range(128)]
-_STATUS_FIELDS = [b"\x32" + bytes((len(s),)) + s.encode() for s in STATUSES]  # DiscoveredIntent.status = 6
+_STATUS_FIELDS = [_STATUS + bytes((len(s),)) + s.encode() for s in STATUSES]
 
 
 def varint(n: int) -> bytes:
@@ -141,14 +163,14 @@ class Encoder:
         perms, scopes = view.permissions, view.scopes
         ns, kind, name = view.workloads[wid]
         wi = self.applied.lookup(ns, kind, name)
-        wl = _field(b"\x0a", kind) + _field(b"\x12", name)
-        head = _field(b"\x0a", ns) + b"\x12" + varint(len(wl)) + wl  # namespace = 1, workload = 2
+        wl = _field(_KIND, kind) + _field(_NAME, name)
+        head = _field(_NAMESPACE, ns) + _WORKLOAD + varint(len(wl)) + wl
         out: list[bytes] = []
         write = out.append
 
         def emit(sid: int, found: list) -> None:
             raw = scopes[sid].encode()
-            scope_field = b"\x1a" + (_SMALL[len(raw)] if len(raw) < 128 else varint(len(raw))) + raw  # scope = 3
+            scope_field = _SCOPE + (_SMALL[len(raw)] if len(raw) < 128 else varint(len(raw))) + raw
             for st in (0, 1, 2):
                 g = found[st]
                 if g is None or (want >= 0 and want != st):
@@ -158,15 +180,15 @@ class Encoder:
                     times.clear()
                 t1 = times.get(first)
                 if t1 is None:
-                    t1 = times[first] = b"\x40" + varint(first) if first else b""  # first_seen_unix_ms = 8
+                    t1 = times[first] = _FIRST + varint(first) if first else b""
                 t2 = times.get(-1 - last)
                 if t2 is None:
-                    t2 = times[-1 - last] = b"\x48" + varint(last) if last else b""  # last_seen_unix_ms = 9
+                    t2 = times[-1 - last] = _LAST + varint(last) if last else b""
                 body = b"".join((head, scope_field, acts, datas, _STATUS_FIELDS[st],
-                                 b"\x38" + varint(calls) if calls else b"", t1, t2))  # calls = 7
+                                 _CALLS + varint(calls) if calls else b"", t1, t2))
                 size = len(body)
-                write(b"\x0a" + (bytes((size & 127 | 128, size >> 7)) if 128 <= size < 16384 else varint(size)))
-                write(body)  # ListIntentsResponse.intents = 1
+                write(_INTENTS + (bytes((size & 127 | 128, size >> 7)) if 128 <= size < 16384 else varint(size)))
+                write(body)
 
         it = iter(view.grants[wid])
         current = -1
@@ -181,7 +203,7 @@ class Encoder:
             f = perm_fields[pid]
             if f is None:
                 perm, data = perms[pid]
-                f = perm_fields[pid] = (_field(b"\x2a" if data else b"\x22", perm), data)  # data_actions = 5, actions = 4
+                f = perm_fields[pid] = (_field(_DATA_ACTIONS if data else _ACTIONS, perm), data)
             if wi is not None and wi.covers(scopes[sid], perms[pid][0], bool(f[1])):
                 st = 0
             else:
