@@ -1,9 +1,8 @@
 """``clearance operator``: the kopf operator process.
 
 ``run_operator(args)`` builds the settings, the ARM clients and the Kubernetes client, resolves
-Azure defaults (un-ready and retrying while Azure is unreachable; see ``startup``), registers the identity handlers and the ClientIntents handlers (importing
-``clearance.operator.intents.handlers``, which registers on kopf's default registry at import),
-and runs kopf with the admission webhook, health endpoints and Prometheus metrics.
+Azure defaults (un-ready and retrying while Azure is unreachable; see ``startup``), registers the
+identity and ClientIntents handlers, and runs kopf with the admission webhook, health endpoints and Prometheus metrics.
 
 ``serve(...)`` is the same operator as a coroutine with injectable parts (tests, benchmarks).
 The kopf ``memo`` carries: ``settings``, ``arm`` (ArmClients), ``identities`` (Identities),
@@ -13,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
+import sys
 from typing import Any
 
 import kopf
@@ -28,13 +27,11 @@ from clearance.operator.identity import handlers as identity_handlers
 from clearance.operator.identity import labels as L
 from clearance.operator.identity.reconcile import IdentityContext
 from clearance.operator.identity.webhook import NamespacedWebhookServer
+from clearance.operator.intents import handlers as intents_handlers
 from clearance.operator.settings import Settings, SettingsError
 from clearance.operator.startup import Backoff, StartupError, resolve_at_startup
 
 log = logging.getLogger("clearance.operator")
-
-INTENTS_HANDLERS = "clearance.operator.intents.handlers"
-
 
 def configure_kopf(settings: kopf.OperatorSettings, *, webhook: kopf.WebhookServer | None) -> None:
     """Operator-wide kopf settings: our finalizer name, no managed webhook configs, quiet peering."""
@@ -43,18 +40,6 @@ def configure_kopf(settings: kopf.OperatorSettings, *, webhook: kopf.WebhookServ
     settings.admission.managed = None  # the Helm chart owns the MutatingWebhookConfiguration
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-
-
-def load_intents_handlers() -> bool:
-    """Import the ClientIntents handlers (they register on kopf's default registry); False if absent."""
-    try:
-        importlib.import_module(INTENTS_HANDLERS)
-        return True
-    except ModuleNotFoundError as exc:
-        if exc.name and INTENTS_HANDLERS.startswith(exc.name):
-            log.warning("ClientIntents handlers not installed; serving identities only")
-            return False
-        raise
 
 
 class Probes:
@@ -123,8 +108,7 @@ async def serve(settings: Settings, *, api_client: Any, credential: Any = None,
             resolved = await resolve_at_startup(settings, arm, backoff=startup_backoff, report=report,
                                                 stopped=lambda: _is_set(stop_flag))
         except StartupError as exc:
-            log.error("operator cannot start", extra={"fields": {"error": str(exc)}})
-            raise SystemExit(f"error: {exc}") from None
+            raise SystemExit(f"error: {exc}") from None  # run_operator prints it once, on stderr
         if resolved is None:
             return  # asked to stop before Azure answered
         settings = resolved
@@ -134,6 +118,7 @@ async def serve(settings: Settings, *, api_client: Any, credential: Any = None,
         ctx = IdentityContext(settings=settings, identities=identities, api_client=api_client)
         registry = registry if registry is not None else kopf.get_default_registry()
         identity_handlers.register(registry)
+        intents_handlers.register(registry)
         if login is not None:
             kopf.on.login(registry=registry)(login)
         kopf_settings = kopf.OperatorSettings()
@@ -179,17 +164,16 @@ def run_operator(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_args(args)
     except SettingsError as exc:
-        log.error(str(exc))
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     webhook = None
     if getattr(args, "webhook_port", 0):
         if not (args.webhook_cert and args.webhook_key):
-            print("error: --webhook-cert and --webhook-key are required when --webhook-port is set (0 turns it off)")
+            print("error: --webhook-cert and --webhook-key are required when --webhook-port is set (0 turns it off)",
+                  file=sys.stderr)
             return 2
         webhook = NamespacedWebhookServer(port=args.webhook_port, certfile=args.webhook_cert,
                                           pkeyfile=args.webhook_key, addr="0.0.0.0")
-    load_intents_handlers()
     api_client = _kube_api_client(getattr(args, "kubeconfig", None))
     probes = Probes()
 
@@ -203,7 +187,7 @@ def run_operator(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     except SystemExit as exc:
-        print(exc)
+        print(exc, file=sys.stderr)
         return 1
     return 0
 

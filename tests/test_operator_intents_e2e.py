@@ -9,8 +9,6 @@ import kopf
 
 from clearance.operator.api import crd_manifest, parse_client_intents
 from clearance.operator.azure.arm import ArmClients
-from clearance.operator.identity import handlers as identity_handlers
-from clearance.operator.intents import handlers as intents_handlers
 from clearance.operator.intents.reconciler import IntentsReconciler
 from clearance.operator.main import serve
 from clearance.operator.identity.webhook import NamespacedWebhookServer
@@ -30,15 +28,13 @@ API = "clearance.dev/v1"
 
 
 class Operator:
-    """``serve()`` in a thread with a fresh registry holding the identity and intents handlers."""
+    """``serve()`` in a thread with a fresh registry (serve adds the identity and intents handlers)."""
 
     def __init__(self, env: Env, kube_server: Any, pki: Any) -> None:
         self.webhook_port = free_port()
         webhook = NamespacedWebhookServer(addr="127.0.0.1", port=self.webhook_port, host="127.0.0.1",
                                           certfile=str(pki.cert), pkeyfile=str(pki.key))
         registry = kopf.OperatorRegistry()
-        identity_handlers.register(registry)
-        intents_handlers.register(registry)
         self.stop_flag, ready = threading.Event(), threading.Event()
         self.errors: list[BaseException] = []
         arm = ArmClients(env.settings, credential=env.arm_server.credential())

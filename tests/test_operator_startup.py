@@ -141,3 +141,23 @@ def test_backoff_doubles_then_caps() -> None:
     b = Backoff(base=0.5, cap=8.0)
     assert [b.delay(n) for n in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
     assert Backoff().delay(10_000) == 60.0 and Backoff().delay(-1) == 1.0
+
+
+def test_bad_flags_are_reported_once_on_stderr(capsys, caplog, monkeypatch, tmp_path) -> None:
+    from clearance.cli import main
+
+    for name in ("CLEARANCE_SUBSCRIPTION_ID", "CLEARANCE_RESOURCE_GROUP", "CLEARANCE_CLUSTER_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["operator", "--resource-group", "rg", "--cluster-name", "c"]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("--subscription-id is required") == 1 and "--subscription-id" not in out
+    assert not [r for r in caplog.records if "--subscription-id" in r.getMessage()]
+    missing = tmp_path / "none.pem"
+    assert main(["operator", "--subscription-id", "s", "--resource-group", "rg", "--cluster-name", "c",
+                 "--arm-ca", str(missing)]) == 2
+    assert err_once(capsys, "--arm-ca")
+
+
+def err_once(capsys, text: str) -> bool:
+    out, err = capsys.readouterr()
+    return err.count(text) == 1 and text not in out

@@ -1,6 +1,6 @@
-"""kopf handlers for ClientIntents; importing this module registers them on kopf's default registry.
+"""kopf handlers for ClientIntents; ``register(registry)`` adds them to a kopf registry.
 
-``register(registry)`` registers them on another registry (tests). The collaborators come from
+The collaborators come from
 kopf's ``memo`` (``settings``, ``arm``, ``identities``, ``api_client``); the reconciler is built
 once per operator and kept at ``memo.intents``.
 """
@@ -126,7 +126,10 @@ def validate(body: Any, memo: Any, **_: Any) -> None:
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    """Register every ClientIntents handler on ``registry``."""
+    """Register every ClientIntents handler on ``registry`` (once per registry)."""
+    if getattr(registry, "_clearance_intents_registered", False):
+        return
+    registry._clearance_intents_registered = True  # type: ignore[attr-defined]
     resources = [(GROUP, VERSION)] + [(OTTERIZE_GROUP, v) for v in OTTERIZE_VERSIONS[:1]]
     for group, version in resources:
         suffix = "" if group == GROUP else "-otterize"
@@ -142,6 +145,3 @@ def register(registry: kopf.OperatorRegistry) -> None:
         kopf.on.delete(group, version, PLURAL, id=f"intents-delete{suffix}", registry=registry, when=when)(delete)
         # one webhook path for both groups (the chart's ValidatingWebhookConfiguration): kopf routes by id
         kopf.on.validate(group, version, PLURAL, id=VALIDATE_PATH.strip("/"), registry=registry)(validate)
-
-
-register(kopf.get_default_registry())
