@@ -198,3 +198,17 @@ def test_role_table_names_the_requested_roles():
     assert {r.name for r in BUILTIN_ROLES} == want
     assert builtin_role("  reader ") is builtin_role("Reader")
     assert builtin_role("Owner") is None
+
+
+def test_roles_equal_the_arm_test_beds_for_the_roles_both_define():
+    """Ids and permissions, as Azure defines them (reference: azure-permissions.md §4)."""
+    from beds.armserver.builtin_roles import BUILTIN_ROLES as BED_ROLES
+
+    bed = {r.name: r for r in BED_ROLES}
+    shared = [r for r in BUILTIN_ROLES if r.name in bed]
+    assert len(shared) >= 15  # all but Key Vault Certificates Officer, which the bed does not serve
+    for r in shared:
+        b = bed[r.name]
+        assert (r.id, sorted(r.actions), sorted(r.not_actions), sorted(r.data_actions), sorted(r.not_data_actions)) == (
+            b.guid, sorted(b.actions), sorted(b.not_actions), sorted(b.data_actions), sorted(b.not_data_actions)), r.name
+    assert len({r.id for r in BUILTIN_ROLES}) == len(BUILTIN_ROLES)
