@@ -29,15 +29,16 @@ def short_hash(*parts: str, length: int = HASH_LEN) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
 
 
-def fit_name(prefix: str, parts: tuple[str, ...], max_len: int) -> str:
+def fit_name(prefix: str, parts: tuple[str, ...], max_len: int, *, key: tuple[str, ...] = ()) -> str:
     """``prefix`` + the parts joined by ``-``, cleaned, cut to ``max_len`` and suffixed ``-<hash>``.
 
-    The hash covers the raw parts, so cleaning or cutting never makes two keys collide.
+    The hash covers the raw ``key`` (default: the parts), so cleaning or cutting never makes two
+    keys collide; a ``key`` wider than the readable parts keeps names unique across it too.
     """
     if max_len < len(prefix) + HASH_LEN + 2:
         raise ValueError(f"max_len {max_len} is too small for prefix {prefix!r}")
     body = _DISALLOWED.sub("-", "-".join(parts)).strip("-_")
-    digest = short_hash(*parts)
+    digest = short_hash(*(key or parts))
     room = max_len - len(prefix) - len(digest) - 1
     body = body[:room].rstrip("-_")
     name = f"{prefix}{body}-{digest}" if body else f"{prefix}{digest}"

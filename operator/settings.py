@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 PUBLIC_ARM = "https://management.azure.com"
@@ -49,7 +49,6 @@ class Settings:
     # Seconds a target shows Propagating after Clearance created or changed its grants (Azure RBAC
     # may take up to ~10 minutes to apply them everywhere); 0 turns it off.
     propagation_window: float = 600.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def credential_scope(self) -> str:

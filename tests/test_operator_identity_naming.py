@@ -131,3 +131,18 @@ def test_arm_error_transient_classes() -> None:
     assert not ArmError(403, "AuthorizationFailed", "").transient
     assert not ArmError(404, "ResourceGroupNotFound", "").transient
     assert "AuthorizationFailed (403)" in str(ArmError(403, "AuthorizationFailed", "no"))
+
+
+def test_custom_role_name_has_one_hash_over_the_full_key() -> None:
+    from clearance.operator.azure.roles import ROLE_NAME_MAX, custom_role
+
+    def role(principal: str = "p1", scope: str = "/subscriptions/s/resourceGroups/rg", intents: str = "shop/orders"):
+        return custom_role(cluster="aks", principal_id=principal, intents=intents, scope=scope,
+                           actions=["a/b/read"], data_actions=[])
+
+    name = role().role_name
+    assert re.fullmatch(r"clr-role-shop-orders-aks-[0-9a-f]{8}", name)
+    assert name == role().role_name
+    assert len({name, role(principal="p2").role_name, role(scope="/subscriptions/s").role_name}) == 3
+    assert role(scope="/subscriptions/s/resourceGroups/RG").role_name == name  # scopes are case-insensitive
+    assert len(role(intents="n" * 63 + "/" + "x" * 253).role_name) == ROLE_NAME_MAX

@@ -81,9 +81,6 @@ class Identities:
         """The identity this process already ensured, without asking Azure."""
         return self._ready.get(self.name(namespace, service_account))
 
-    def forget(self, namespace: str, service_account: str) -> None:
-        self._ready.pop(self.name(namespace, service_account), None)
-
     async def find(self, namespace: str, service_account: str) -> Identity | None:
         """The identity for (namespace, ServiceAccount), or None when it does not exist."""
         model = await self._get(self.name(namespace, service_account))

@@ -47,8 +47,7 @@ def custom_role(*, cluster: str, principal_id: str, intents: str, scope: str,
     return CustomRole(
         guid=naming.deterministic_guid(*key),
         subscription_id=subscription_of(scope),
-        role_name=naming.fit_name("clr-role-", (intents.replace("/", "-"), cluster), ROLE_NAME_MAX)
-        + "-" + naming.short_hash(*key),
+        role_name=naming.fit_name("clr-role-", (intents.replace("/", "-"), cluster), ROLE_NAME_MAX, key=key),
         description=f"{MARKER}; cluster={cluster}; principal={principal_id}; intents={intents}",
         assignable_scope=scope,
         actions=tuple(sorted(set(actions))),
