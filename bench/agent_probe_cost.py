@@ -42,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from beds.certs import make_pki  # noqa: E402
+from clients.tls_peers import memory_tls_client  # noqa: E402
 
 from clearance.nodeagent.capture import Capture  # noqa: E402
 from clearance.nodeagent.capture.elf_symbols import function_offsets  # noqa: E402
@@ -65,26 +66,6 @@ def reexec_with_private_libssl() -> None:
     (d / "libssl.so.3").symlink_to(PRIVATE_NAME)
     env = dict(os.environ, LD_LIBRARY_PATH=str(d), CLRBENCH_PRIVATE_SSL=str(d))
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
-
-
-def pair(pki) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:  # noqa: ANN001
-    """A connected client SSLObject over memory BIOs, and the BIO its records go to."""
-    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    sctx.load_cert_chain(pki.cert, pki.key)
-    cctx = ssl.create_default_context(cafile=str(pki.ca_cert))
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    client = cctx.wrap_bio(c_in, c_out, server_hostname="localhost")
-    server = sctx.wrap_bio(s_in, s_out, server_side=True)
-    for _ in range(10):
-        for obj in (client, server):
-            try:
-                obj.do_handshake()
-            except ssl.SSLWantReadError:
-                pass
-        s_in.write(c_out.read())
-        c_in.write(s_out.read())
-    client.do_handshake()
-    return client, c_out
 
 
 def per_call_us(client: ssl.SSLObject, out: ssl.MemoryBIO, payload: bytes, drain: Callable[[], None]) -> float:
@@ -174,7 +155,7 @@ def main() -> None:
 
 def run() -> None:
     pki = make_pki(Path(tempfile.mkdtemp(prefix="bench-pki-")))
-    client, out = pair(pki)
+    client, out = memory_tls_client(pki)
     lib = private_libssl()
     path = lib.open_path
     off, skip = ssl_write_ex(lib)

@@ -16,8 +16,6 @@ import argparse
 import os
 import random
 import signal
-import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -28,6 +26,8 @@ from concurrent import futures
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from clients.tls_peers import https_server  # noqa: E402
 
 CLIENT = r"""
 import socket, ssl, sys, time, random
@@ -46,32 +46,7 @@ for i in range(n):
 
 
 def tls_server(cert: str, key: str, stop: threading.Event) -> int:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    srv = socket.create_server(("127.0.0.1", 0))
-    srv.settimeout(0.2)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            try:
-                with ctx.wrap_socket(conn, server_side=True) as s:
-                    data = b""
-                    while b"\r\n\r\n" not in data:
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            except OSError:
-                pass
-        srv.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv.getsockname()[1]
+    return https_server(cert, key, stop, response=b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")[0]
 
 
 def main() -> None:

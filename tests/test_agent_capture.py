@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -17,6 +15,7 @@ import pytest
 from beds.azurite import Azurite
 from beds.certs import TestPKI
 from beds.pods import FakePods
+from clients.tls_peers import https_server, memory_tls_client
 from beds.require import need
 from clearance.nodeagent.capture.elf_symbols import function_offsets
 from clearance.nodeagent.capture.libraries import classify, libraries_of, parse_maps_line
@@ -161,40 +160,13 @@ def distant_tls_server(test_pki: TestPKI) -> Iterator[int]:
 
 
 def serve_tls(test_pki: TestPKI, delay_s: float) -> Iterator[int]:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(test_pki.cert, test_pki.key)
-    srv = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
-
-    def serve() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            try:
-                stop.wait(delay_s)
-                with ctx.wrap_socket(conn, server_side=True) as s:
-                    s.settimeout(2)
-                    data = b""
-                    while b"\r\n\r\n" not in data:
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    s.sendall(b"HTTP/1.1 200 OK\r\nx-ms-error-code: Fine\r\nContent-Length: 0\r\n\r\n")
-            except OSError:
-                pass
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
+    port, thread = https_server(test_pki.cert, test_pki.key, stop, delay_s=delay_s)
     try:
-        yield srv.getsockname()[1]
+        yield port
     finally:
         stop.set()
-        t.join(5)
-        srv.close()
+        thread.join(5)
 
 
 def test_sdk_calls_from_a_pod_started_before_capture(azurite: Azurite, fake_pods: FakePods, tmp_path: Path,
@@ -246,26 +218,6 @@ def test_write_probes_past_the_prologue_read_probes_at_the_start(capture) -> Non
     for syms in points:
         assert ("SSL_write_ex" + (f"+{skip}" if skip else "")) in syms, syms
         assert "SSL_read_ex" in syms and "ret:SSL_read_ex" in syms, syms
-
-
-def memory_tls_client(pki: TestPKI) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:
-    """A TLS client in this process, connected to a server over memory BIOs (writes are SSL_write_ex)."""
-    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    sctx.load_cert_chain(pki.cert, pki.key)
-    cctx = ssl.create_default_context(cafile=str(pki.ca_cert))
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    client = cctx.wrap_bio(c_in, c_out, server_hostname="localhost")
-    server = sctx.wrap_bio(s_in, s_out, server_side=True)
-    for _ in range(10):
-        for obj in (client, server):
-            try:
-                obj.do_handshake()
-            except ssl.SSLWantReadError:
-                pass
-        s_in.write(c_out.read())
-        c_in.write(s_out.read())
-    client.do_handshake()
-    return client, c_out
 
 
 def test_attach_library_run_stats_and_detach_all(test_pki: TestPKI, capture) -> None:  # noqa: ANN001
