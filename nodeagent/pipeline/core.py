@@ -14,11 +14,12 @@ import time
 from clearance.nodeagent.events import Direction, TlsEvent
 from clearance.nodeagent.metrics import Metrics
 from clearance.nodeagent.pipeline.attribution import Attributor, Identity
-from clearance.nodeagent.pipeline.batch import subrequests
+from clearance.nodeagent.pipeline.batch import is_batch, subrequests
 from clearance.nodeagent.pipeline.dedupe import Deduper, Seen
 from clearance.nodeagent.pipeline.endpoints import EndpointMatcher
-from clearance.nodeagent.pipeline.http import HeadParser, Ignored, parse_response_head
-from clearance.nodeagent.pipeline.reassembly import MAX_PENDING, Completed, Conn, Reassembler
+from clearance.nodeagent.pipeline.http import MAX_HEAD, METHODS, HeadParser, Ignored, parse_response_head
+from clearance.nodeagent.pipeline.reassembly import (_BODY, _IDLE, _REQUEST_LINE, MAX_PENDING, Completed, Conn,
+                                                     Reassembler, _length)
 from clearance.nodeagent.pipeline.redact import KEPT_HEADERS, CallKey, redact_parts
 from clearance.v1 import report_pb2
 
@@ -37,14 +38,16 @@ class Pipeline:
 
     def __init__(self, endpoints: EndpointMatcher, attributor: Attributor, metrics: Metrics | None = None,
                  *, response_wait_s: float = 2.0, pod_grace_s: float = 5.0, max_conns: int = 4096,
-                 max_calls: int = 100_000) -> None:
+                 max_calls: int = 100_000, fast: bool = True) -> None:
         self.endpoints = endpoints
         self.attributor = attributor
         self.metrics = metrics or Metrics()
         self._captured = self._parsed = 0
         self._ignored_counts: dict[str, int] = {}
-        self._reasm = Reassembler(self._ignore, self._evicted, max_conns=max_conns,
-                                  parser=HeadParser(KEPT_HEADERS))
+        parser = HeadParser(KEPT_HEADERS)
+        self._reasm = Reassembler(self._ignore, self._evicted, max_conns=max_conns, parser=parser)
+        self._parse_head = parser.parse
+        self._fast = fast  # False: every event takes the staged path (tests compare the two)
         self._calls = Deduper(max_calls)
         self._wait_ns = int(response_wait_s * 1e9)
         self._grace_ns = int(pod_grace_s * 1e9)
@@ -58,14 +61,120 @@ class Pipeline:
             with self._lock:
                 self._captured += 1
                 if event.direction == _WRITE:
+                    if self._fast and self._fast_write(event):
+                        return
                     conn, done = self._reasm.feed(event)
                     for completed in done:
                         self._request(conn, completed, event.pid)
-                else:
+                elif not (self._fast and self._fast_read(event)):
                     self._response(event)
         except Exception as exc:  # a bug must not stop the capture; the bytes are never logged
             self._ignore("internal_error")
             log.warning("event dropped by an internal error", extra={"fields": {"error": type(exc).__name__}})
+
+    def _fast_write(self, ev: TlsEvent) -> bool:
+        """The common WRITE cases without the staged path's objects: a body write of a known
+        length, or one whole non-batch head alone in its write on a connection with nothing
+        buffered. Same state changes and results as the staged path; False (nothing changed)
+        for anything else."""
+        conns = self._reasm._conns
+        key = (ev.pid, ev.conn)
+        conn = conns.get(key)
+        if conn is None or conn.head or conn.batch is not None:
+            return False
+        data = ev.data
+        state = conn.state
+        if state == _BODY:
+            if conn.body_left > 0 and not _REQUEST_LINE.match(data):
+                conns.move_to_end(key)
+                conn.cgroup_id = ev.cgroup_id
+                left = conn.body_left - ev.length
+                conn.body_left = left if left > 0 else 0
+                if left <= 0:
+                    conn.state = _IDLE
+                return True
+            return False
+        if state != _IDLE:
+            return False
+        sp = data.find(b" ", 0, 9)
+        if sp <= 0 or data[:sp] not in METHODS:
+            return False
+        end = data.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+        if end < 0 or end + 4 != len(data):
+            return False  # a head across writes, or a body or a next request in this write
+        try:
+            req = self._parse_head(data[:end])  # pure: a fall-back below parses again, same result
+            failed = None
+        except Ignored as exc:
+            failed = exc.reason
+        if failed is None:
+            headers = req.headers
+            if req.method == "POST" and is_batch(req):
+                return False
+            if "transfer-encoding" in headers:
+                body_len = -1
+            else:
+                value = headers.get("content-length")
+                body_len = 0 if value is None else _length(value)
+        conns.move_to_end(key)
+        cgroup_id = conn.cgroup_id = ev.cgroup_id
+        ts = conn.head_ts = ev.timestamp_ns
+        if failed is not None:
+            self._ignore(failed)
+            conn.state, conn.body_left = _BODY, -1
+            return True
+        tail_len = ev.length - end - 4  # body bytes of this write the capture did not copy
+        if body_len >= 0 and tail_len >= body_len:
+            conn.state = _IDLE
+        else:
+            conn.state = _BODY
+            conn.body_left = body_len - tail_len if body_len >= 0 else -1
+        endpoints = self.endpoints
+        found = endpoints.locate(headers.get("host", ""), req.target)
+        if found is None:
+            self._ignore("not_azure")
+            calls = ident = None
+        else:
+            service, account, host, path, query = found
+            calls = [redact_parts(service, account, host, req.method, path, query, headers, endpoints)]
+            self._parsed += 1
+            ident = self.attributor.identity(cgroup_id, ev.pid)
+        pending = conn.pending
+        if len(pending) >= MAX_PENDING:
+            self._settle(pending.popleft(), 0, "", b"")
+        pending.append((calls, ident, ts))
+        return True
+
+    def _fast_read(self, ev: TlsEvent) -> bool:
+        """The common READ case of ``_response``: a 2xx or 3xx response to a pending single call
+        (no error code to look for, no batch to end). False (nothing changed) for anything else."""
+        data = ev.data
+        if data[:7] != b"HTTP/1." or data[8:9] != b" ":
+            return False
+        digits = data[9:12]
+        if len(digits) != 3 or not digits.isdigit():
+            return False
+        status = int(digits)
+        if not 200 <= status < 400:
+            return False
+        conn = self._reasm._conns.get((ev.pid, ev.conn))
+        if conn is None or conn.batch is not None or not conn.pending:
+            return False
+        calls, ident, ts = conn.pending[0]
+        if calls is not None and len(calls) != 1:
+            return False
+        conn.pending.popleft()
+        if calls is not None:
+            entry = self._calls._seen.get((ident, calls[0], status, ""))
+            if entry is not None:  # Deduper.add of a call seen before, inline
+                entry.count += 1
+                if ts > entry.last_ns:
+                    entry.last_ns = ts
+                elif ts < entry.first_ns:
+                    entry.first_ns = ts
+            elif not self._calls.add(ident, calls[0], status, "", ts):
+                self._overflow()
+        return True
 
     def _ignore(self, reason: str) -> None:
         self._ignored_counts[reason] = self._ignored_counts.get(reason, 0) + 1
