@@ -116,8 +116,8 @@ def stages(n: int = 1200, rounds: int = 15) -> list[tuple[str, float]]:
         for ev in writes:
             r.feed(ev)
 
-    def full() -> None:
-        pipe = Pipeline(matcher, attributor)
+    def full(fast: bool = True) -> None:
+        pipe = Pipeline(matcher, attributor, fast=fast)
         for ev in events:
             pipe.feed(ev)
         pipe.drain(final=True)
@@ -132,6 +132,7 @@ def stages(n: int = 1200, rounds: int = 15) -> list[tuple[str, float]]:
         "attribute (cached cgroup id)": lambda: [attributor.identity(ev.cgroup_id, ev.pid) for ev in writes[:n]],
         "parse responses": lambda: [parse_response_head(d) for d in responses],
         "whole pipeline (feed + pair + dedupe + drain)": full,
+        "whole pipeline, staged path only (fast=False)": lambda: full(False),
     }
     best = dict.fromkeys(work, float("inf"))
     for _ in range(rounds):  # interleaved, so that every stage meets the same quiet moments
