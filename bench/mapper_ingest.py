@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,8 +26,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clearance.v1 import report_pb2, report_pb2_grpc  # noqa: E402
+from mapperproc import free_port, print_load, status_kb, stop  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 SIGNATURES = [
@@ -43,12 +44,6 @@ SIGNATURES = [
     ("table", "GET", "/t{i}()", {}, {}),
     ("blob", "PATCH", "/c{i}/{{name}}", {"comp": "frobnicate"}, {}),  # unknown
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -128,21 +123,15 @@ def main() -> int:
         elapsed = time.perf_counter() - t0
         cpu = cpu_seconds(proc.pid) - cpu0
         total = args.batches * args.batch_size
-        status = Path(f"/proc/{proc.pid}/status").read_text()
         # taskset execs the mapper in place, so proc.pid is the mapper itself
-        hwm = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+        hwm = status_kb(proc.pid, "VmHWM")
         print(f"mapper ingest: {total} observed calls in {args.batches} batches of {args.batch_size} "
               f"({args.streams} streams) in {elapsed:.2f} s = {total / elapsed:,.0f} calls/s on one core; "
-              f"mapper CPU {cpu:.2f} s = {total / cpu:,.0f} calls per CPU-second; peak RSS {int(hwm) / 1024:.0f} MB")
-        with open("/proc/loadavg") as f:
-            print(f"load average: {' '.join(f.read().split()[:3])} on {os.cpu_count()} CPUs")
+              f"mapper CPU {cpu:.2f} s = {total / cpu:,.0f} calls per CPU-second; peak RSS {hwm / 1024:.0f} MB")
+        print_load()
         channel.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        stop(proc, tmp)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,9 +24,11 @@ import grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clearance.mapper.store import Batch, Store  # noqa: E402
 from clearance.v1 import intents_pb2, intents_pb2_grpc, report_pb2, report_pb2_grpc  # noqa: E402
+from mapperproc import free_port, print_load, status_kb, stop  # noqa: E402
 
 BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers"
 
@@ -48,12 +49,6 @@ def fill(db: Path, workloads: int, intents: int) -> int:
         store.ingest(batch)
     store.close()
     return rows
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:
@@ -124,24 +119,17 @@ def main() -> int:
         t = time.perf_counter()
         subprocess.run([clearance, "--version"], check=True, stdout=subprocess.DEVNULL, cwd="/", env=env)
         startup = time.perf_counter() - t
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        hwm = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
-        rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+        hwm, rss = status_kb(proc.pid, "VmHWM"), status_kb(proc.pid, "VmRSS")
         print(f"ListIntents over {rpc.n:,} intents: first {first:.2f} s; after a new report (computed) "  # type: ignore[attr-defined]
               f"median {median(fresh_rpc):.2f} s; unchanged store (cached) median {median(cached_rpc):.2f} s")
         print(f"clearance intents list -A (table to /dev/null), wall: after a new report median "
               f"{median(fresh_cli):.2f} s; unchanged store median {median(cached_cli):.2f} s; "
               f"its own CPU median {median(cli_cpu):.2f} s (interpreter start-up ~{startup:.2f} s)")
         print(f"mapper peak RSS: {hwm / 1024:.0f} MB (now {rss / 1024:.0f} MB)")
-        with open("/proc/loadavg") as f:
-            print(f"load average: {' '.join(f.read().split()[:3])} on {os.cpu_count()} CPUs")
+        print_load()
         channel.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        stop(proc, tmp)
     return 0
 
 
